@@ -1,0 +1,115 @@
+"""Connection dicts (the contract every module shares) and Chroma clients.
+
+A connection is ``{url: http(s)://host:port}`` or ``{path: /persist/dir}``,
+plus optional ``tenant``, ``database``, ``headers``, ``ssl_verify``, ``timeout``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+from urllib.parse import urlparse
+
+DEFAULT_TENANT = "default_tenant"
+DEFAULT_DATABASE = "default_database"
+
+# Ansible argument_spec fragment for one connection dict; modules reuse it.
+CONNECTION_ARG_SPEC: dict[str, Any] = {
+    "url": {"type": "str"},
+    "path": {"type": "path"},
+    "tenant": {"type": "str", "default": DEFAULT_TENANT},
+    "database": {"type": "str", "default": DEFAULT_DATABASE},
+    "headers": {"type": "dict", "no_log": True, "default": {}},
+    "ssl_verify": {"type": "bool", "default": True},
+    "timeout": {"type": "float", "default": 60.0},
+}
+
+
+class ConnectionError_(ValueError):
+    """A connection dict that cannot describe a Chroma server."""
+
+
+@dataclass(frozen=True)
+class ConnectionSpec:
+    """A validated connection dict."""
+
+    url: Optional[str] = None
+    path: Optional[str] = None
+    tenant: str = DEFAULT_TENANT
+    database: str = DEFAULT_DATABASE
+    headers: Mapping[str, str] = field(default_factory=dict)
+    ssl_verify: bool = True
+    timeout: float = 60.0
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], name: str = "connection") -> "ConnectionSpec":
+        """Validate ``raw``; errors name the option (``name``) they concern."""
+        if not isinstance(raw, Mapping):
+            raise ConnectionError_(f"{name} must be a dict with 'url' or 'path', got {type(raw).__name__}")
+        url, path = raw.get("url"), raw.get("path")
+        if bool(url) == bool(path):
+            raise ConnectionError_(f"{name} needs exactly one of 'url' or 'path' (got url={url!r}, path={path!r})")
+        if url:
+            parsed = urlparse(str(url))
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ConnectionError_(f"{name}.url must look like http(s)://host:port, got {url!r}")
+        timeout = float(raw.get("timeout") or 60.0)
+        if timeout <= 0:
+            raise ConnectionError_(f"{name}.timeout must be > 0, got {timeout}")
+        return cls(
+            url=str(url).rstrip("/") if url else None,
+            path=str(path) if path else None,
+            tenant=str(raw.get("tenant") or DEFAULT_TENANT),
+            database=str(raw.get("database") or DEFAULT_DATABASE),
+            headers=dict(raw.get("headers") or {}),
+            ssl_verify=bool(raw.get("ssl_verify", True)),
+            timeout=timeout,
+        )
+
+    def describe(self) -> str:
+        """A short, secret-free label for logs and errors."""
+        where = self.url or f"path:{self.path}"
+        if (self.tenant, self.database) != (DEFAULT_TENANT, DEFAULT_DATABASE):
+            where += f" ({self.tenant}/{self.database})"
+        return where
+
+
+def connect(spec: ConnectionSpec | Mapping[str, Any]) -> Any:
+    """Return a chromadb client for ``spec`` (imports chromadb lazily)."""
+    if not isinstance(spec, ConnectionSpec):
+        spec = ConnectionSpec.from_dict(spec)
+    import chromadb
+    from chromadb.config import Settings
+
+    if spec.path:
+        return chromadb.PersistentClient(
+            path=spec.path,
+            settings=Settings(anonymized_telemetry=False, allow_reset=False),
+            tenant=spec.tenant,
+            database=spec.database,
+        )
+    parsed = urlparse(spec.url or "")
+    ssl = parsed.scheme == "https"
+    port = parsed.port or (443 if ssl else 80)
+    settings = Settings(anonymized_telemetry=False, chroma_server_ssl_verify=spec.ssl_verify)
+    client = chromadb.HttpClient(
+        host=parsed.hostname or "localhost",
+        port=port,
+        ssl=ssl,
+        headers=dict(spec.headers) or None,
+        settings=settings,
+        tenant=spec.tenant,
+        database=spec.database,
+    )
+    _apply_timeout(client, spec.timeout)
+    return client
+
+
+def _apply_timeout(client: Any, timeout: float) -> None:
+    """chromadb's HTTP session has no timeout; give it ours (best effort)."""
+    try:
+        import httpx
+
+        session = client._server._session  # noqa: SLF001 - no public knob exists
+        session.timeout = httpx.Timeout(timeout)
+    except AttributeError:
+        pass
