@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv nginx lab-up lab-down lab-status demo test test-unit test-integration lint molecule bench clean
+.PHONY: help venv nginx lab-up lab-down lab-status demo test test-unit test-integration test-pytest lint molecule bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -23,8 +23,30 @@ venv: $(VENV)/.installed ## create .venv with the pinned requirements
 nginx: ## install nginx with apt-get if it is missing
 	@command -v nginx >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
 
-test-unit: venv ## pytest unit tests
-	$(BIN)/pytest tests/unit -q
+# pytest exits 5 when it collects nothing: that is a failure here, said out loud.
+PYTEST = run_pytest() { $(BIN)/pytest "$$@"; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests in: $$*" >&2; fi; return $$rc; }; run_pytest
+# $(call timed,TARGET): run a sub-make target and print how long it took.
+timed = @s=$$SECONDS; echo "==> $(1)"; $(MAKE) --no-print-directory $(1); rc=$$?; \
+	echo "<== $(1): $$((SECONDS - s))s (exit $$rc)"; exit $$rc
 
-test: venv nginx ## everything CI runs
-	$(BIN)/pytest -q
+test-unit: venv ## pytest unit tests (pure functions)
+	@$(PYTEST) -q tests/unit
+
+test-integration: venv nginx ## pytest integration tests (real chroma, nginx, supervisord, ansible-playbook)
+	@$(PYTEST) -q tests/integration
+
+test-pytest: venv nginx ## every pytest test under tests/
+	@$(PYTEST) -q tests
+
+lint: venv ## yamllint and ansible-lint --profile production over the whole repo
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production
+
+molecule: venv nginx ## every molecule scenario, one after another, on the lab (default driver)
+	$(BIN)/molecule test --all
+
+test: venv nginx ## everything CI runs: lint, pytest (all of tests/), every molecule scenario
+	$(call timed,lint)
+	$(call timed,test-pytest)
+	$(call timed,molecule)
