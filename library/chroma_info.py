@@ -1,0 +1,174 @@
+#!/usr/bin/python
+"""Ansible module: what a Chroma server holds (thin wrapper over the engine)."""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: chroma_info
+short_description: Collections, counts and configuration of a Chroma server
+description:
+  - Lists the collections of one tenant/database of a Chroma 1.x server with their record counts,
+    metadata and configuration (HNSW space and parameters).
+  - Optionally compares the counts with expected counts within a tolerance (runbook step 1.2) and
+    returns the comparison; it never fails because of a mismatch, the caller decides.
+  - Read-only; safe in check mode (it runs and reports the same facts).
+version_added: "1.0.0"
+author: chroma-runbook
+options:
+  server:
+    description:
+      - "Connection dict of the server: C(url) (http(s)://host:port) or C(path) (persist directory),
+        plus optional C(tenant), C(database), C(headers), C(ssl_verify), C(timeout)."
+    type: dict
+    required: true
+  collections:
+    description:
+      - Only these collections. A listed collection that does not exist is reported with count C(-1).
+      - Default is every collection of the database.
+    type: list
+    elements: str
+  expected_counts:
+    description:
+      - Collection name to expected record count. When given, C(count_check) is returned.
+    type: dict
+  tolerance:
+    description:
+      - How many records the total (and each collection) may differ from C(expected_counts).
+    type: int
+    default: 0
+  with_configuration:
+    description: Also return each collection's configuration.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Read the source's collections and compare them with the expected counts
+  chroma_info:
+    server: "{{ chroma_source }}"
+    expected_counts:
+      openwebui_core: 3000
+      openwebui_docs: 2100
+    tolerance: 5
+  register: source_info
+
+- name: Stop when a collection is missing or off
+  ansible.builtin.assert:
+    that: source_info.count_check.ok
+    fail_msg: "{{ source_info.count_check.summary }}"
+"""
+
+RETURN = r"""
+server:
+  description: The server as a secret-free label.
+  returned: always
+  type: str
+  sample: http://127.0.0.1:8001
+heartbeat_ns:
+  description: The server's heartbeat (nanoseconds) when it was read.
+  returned: always
+  type: int
+total:
+  description: Sum of the counts of the returned collections (missing ones excluded).
+  returned: always
+  type: int
+  sample: 9832
+collection_names:
+  description: Sorted collection names.
+  returned: always
+  type: list
+  elements: str
+counts:
+  description: Collection name to count (C(-1) when a requested collection does not exist).
+  returned: always
+  type: dict
+  sample: {"openwebui_core": 3000}
+collections:
+  description: Collection name to C(name), C(id), C(count), C(metadata), C(configuration).
+  returned: always
+  type: dict
+count_check:
+  description: Comparison with C(expected_counts).
+  returned: when expected_counts is given
+  type: dict
+  contains:
+    ok:
+      description: Every expected collection exists and the counts are within the tolerance.
+      type: bool
+    expected_total:
+      description: Sum of the expected counts.
+      type: int
+    actual_total:
+      description: Sum of the actual counts of the expected collections.
+      type: int
+    mismatches:
+      description: Collection name to C(expected) and C(actual) where they differ by more than the tolerance.
+      type: dict
+    missing:
+      description: Expected collections that do not exist.
+      type: list
+      elements: str
+    unexpected:
+      description: Collections that exist but were not expected.
+      type: list
+      elements: str
+    summary:
+      description: One line for an operator.
+      type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible.module_utils.chroma_runbook.connection import CONNECTION_ARG_SPEC, ConnectionError_, ConnectionSpec
+from ansible.module_utils.chroma_runbook.server_inventory import compare_counts, read_inventory
+
+
+def run_module() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "server": {"type": "dict", "required": True, "options": CONNECTION_ARG_SPEC},
+            "collections": {"type": "list", "elements": "str"},
+            "expected_counts": {"type": "dict"},
+            "tolerance": {"type": "int", "default": 0},
+            "with_configuration": {"type": "bool", "default": True},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["tolerance"] < 0:
+        module.fail_json(msg=f"tolerance must be >= 0, got {params['tolerance']}")
+    expected = params["expected_counts"]
+    if expected is not None:
+        bad = {k: v for k, v in expected.items() if not isinstance(v, int) or isinstance(v, bool) or v < 0}
+        if bad:
+            module.fail_json(msg=f"expected_counts values must be integers >= 0; wrong: {bad}")
+    try:
+        spec = ConnectionSpec.from_dict(params["server"], "server")
+    except ConnectionError_ as exc:
+        module.fail_json(msg=str(exc))
+    names = params["collections"]
+    try:
+        inventory = read_inventory(spec, names, params["with_configuration"])
+    except Exception as exc:  # noqa: BLE001 - any client error means the server cannot be read
+        module.fail_json(msg=f"cannot read collections of {spec.describe()}: {type(exc).__name__}: {exc}")
+    result = dict(changed=False, **inventory.as_dict())
+    if expected is not None:
+        actual = inventory.counts()
+        if names is None:
+            actual.update({n: -1 for n in expected if n not in actual})
+        check = compare_counts(actual, expected, params["tolerance"])
+        result["count_check"] = dict(check.as_dict(), summary=check.describe())
+    module.exit_json(**result)
+
+
+def main() -> None:
+    run_module()
+
+
+if __name__ == "__main__":
+    main()

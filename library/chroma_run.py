@@ -1,0 +1,286 @@
+#!/usr/bin/python
+"""Ansible module: a runbook run's id, directory and state file (thin wrapper over the engine)."""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: chroma_run
+short_description: Open, find and update a chroma-runbook run (id, directory, state.json, JSON-lines log)
+description:
+  - A run lives in C(<runs_dir>/<run_id>/) with C(state.json) (each step's start, end and outcome, and
+    facts the rollback needs), C(checkpoint/), C(snapshot/), C(backups/), C(reports/) and C(run.log.jsonl).
+    C(<runs_dir>/latest) points at the newest run.
+  - C(action=open) finds or creates the run. Without C(run_id) it reuses the latest run when its status is
+    C(running), C(stopped) or C(complete) (a second migrate.yml resumes or confirms it), else starts a new one.
+  - C(action=find) returns an existing run (C(run_id) or the latest) and fails clearly when there is none.
+  - C(action=step_start)/C(step_end) record a step. A step that already ended C(ok) keeps its first record,
+    so re-running a finished runbook changes nothing; C(done) tells the caller it may skip the work.
+  - C(action=update) merges C(data) into the state's C(data) and may set C(status).
+  - C(action=event) appends one line to the JSON-lines log (not reported as a change).
+  - C(action=summary) returns step timings, the write-freeze window and the figures against C(limits).
+  - Check mode writes nothing and reports what would change.
+version_added: "1.0.0"
+author: chroma-runbook
+options:
+  action:
+    description: What to do.
+    type: str
+    required: true
+    choices: [open, find, step_start, step_end, update, event, summary]
+  runs_dir:
+    description: Directory holding one sub-directory per run.
+    type: path
+    required: true
+  run_id:
+    description:
+      - The run. For C(open) and C(find), empty means the latest (C(open) creates a new one when the latest is
+        not reusable). Required for the other actions.
+    type: str
+  reuse:
+    description: For C(open), reuse the latest reusable run when no C(run_id) is given.
+    type: bool
+    default: true
+  label:
+    description: For C(open), a free text stored with a new run (e.g. the playbook).
+    type: str
+    default: ""
+  step:
+    description: Step name for C(step_start), C(step_end) and C(event).
+    type: str
+  outcome:
+    description: For C(step_end).
+    type: str
+    choices: [ok, failed, skipped]
+    default: ok
+  result:
+    description: For C(step_end), what the step found or did (stored in the state).
+    type: dict
+    default: {}
+  message:
+    description: For C(step_end), C(event) and C(update), one line for a human.
+    type: str
+    default: ""
+  data:
+    description: For C(update), merged into the state's C(data) (dicts recursively; a null value deletes a key).
+    type: dict
+    default: {}
+  status:
+    description: For C(update), the run's new status.
+    type: str
+    choices: [running, stopped, complete, failed, rolled_back, rollback_failed]
+  fields:
+    description: For C(event), extra fields of the log line.
+    type: dict
+    default: {}
+  limits:
+    description: For C(summary), seconds each figure should stay within (C(migration_s), C(write_freeze_s),
+      C(rollback_to_service_s)).
+    type: dict
+    default: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Open this run (reuse the latest unfinished one)
+  chroma_run:
+    action: open
+    runs_dir: "{{ chroma_runs_dir }}"
+    run_id: "{{ run_id | default(omit) }}"
+  register: run
+
+- name: Record the snapshot step's start
+  chroma_run:
+    action: step_start
+    runs_dir: "{{ chroma_runs_dir }}"
+    run_id: "{{ run.run_id }}"
+    step: snapshot
+  register: step
+
+- name: Record the snapshot step's end
+  chroma_run:
+    action: step_end
+    runs_dir: "{{ chroma_runs_dir }}"
+    run_id: "{{ run.run_id }}"
+    step: snapshot
+    outcome: ok
+    result: {manifest: /runs/x/snapshot/manifest.json}
+"""
+
+RETURN = r"""
+run_id:
+  description: The run's id.
+  returned: always
+  type: str
+  sample: 20261121T170102Z-3f2a
+paths:
+  description: C(run_dir), C(state_file), C(log_file), C(rejects_file), C(checkpoint_dir), C(snapshot_dir),
+    C(backups_dir), C(reports_dir).
+  returned: always
+  type: dict
+state:
+  description: The run's state after the action.
+  returned: always
+  type: dict
+created:
+  description: For C(open), a new run was started.
+  returned: when action is open
+  type: bool
+reused:
+  description: For C(open), an existing run was picked up again.
+  returned: when action is open
+  type: bool
+done:
+  description: For C(step_start), the step already ended C(ok) in this run.
+  returned: when action is step_start
+  type: bool
+previous:
+  description: For C(step_start), the step's record before this call (empty when new).
+  returned: when action is step_start
+  type: dict
+summary:
+  description: For C(summary), C(steps) (timings), C(freeze) (window), C(figures), C(within_limits), C(lines).
+  returned: when action is summary
+  type: dict
+event:
+  description: For C(event), the log line written.
+  returned: when action is event
+  type: dict
+"""
+
+from pathlib import Path
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible.module_utils.chroma_runbook import run_state as rs
+from ansible.module_utils.chroma_runbook.run_summary import render_lines, summarize
+
+NEEDS_RUN_ID = ("step_start", "step_end", "update", "event", "summary")
+NEEDS_STEP = ("step_start", "step_end")
+
+
+def check_params(module: AnsibleModule) -> None:
+    p = module.params
+    if p["action"] in NEEDS_RUN_ID and not p["run_id"]:
+        module.fail_json(msg=f"run_id is required for action={p['action']}")
+    if p["action"] in NEEDS_STEP and not p["step"]:
+        module.fail_json(msg=f"step is required for action={p['action']}")
+
+
+def do_open(module: AnsibleModule, runs_dir: Path, write: bool) -> dict[str, Any]:
+    p = module.params
+    if write:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    opened = rs.open_run(runs_dir, p["run_id"] or None, p["reuse"], p["label"], write)
+    rs.append_event(opened.paths, "run_open", write, reused=opened.reused, created=opened.created)
+    return dict(
+        changed=opened.changed, run_id=opened.paths.run_id, paths=opened.paths.as_dict(),
+        state=opened.state, created=opened.created, reused=opened.reused,
+    )
+
+
+def do_step(module: AnsibleModule, paths: rs.RunPaths, write: bool) -> dict[str, Any]:
+    p = module.params
+    step = p["step"]
+    if p["action"] == "step_start":
+        previous: dict[str, Any] = {}
+
+        def change(state: dict[str, Any]) -> None:
+            previous.update(state.get("steps", {}).get(step) or {})
+            rs.start_step(state, step)
+
+        changed, state = mutate_state_or_fail(module, paths, change, write)
+        done = rs.step_is_done(state, step)
+        rs.append_event(paths, "step_skipped" if done else "step_start", write, step=step)
+        return dict(changed=changed, state=state, done=done, previous=previous)
+
+    def finish(state: dict[str, Any]) -> None:
+        rs.end_step(state, step, p["outcome"], p["result"], p["message"])
+
+    changed, state = mutate_state_or_fail(module, paths, finish, write)
+    if changed:
+        rs.append_event(paths, "step_end", write, step=step, outcome=p["outcome"], message=p["message"])
+    return dict(changed=changed, state=state)
+
+
+def do_update(module: AnsibleModule, paths: rs.RunPaths, write: bool) -> dict[str, Any]:
+    p = module.params
+
+    def change(state: dict[str, Any]) -> None:
+        rs.deep_merge(state.setdefault("data", {}), p["data"])
+        if p["status"]:
+            rs.set_status(state, p["status"], p["message"])
+
+    changed, state = mutate_state_or_fail(module, paths, change, write)
+    if changed and p["status"]:
+        rs.append_event(paths, "run_status", write, status=p["status"], message=p["message"])
+    return dict(changed=changed, state=state)
+
+
+def mutate_state_or_fail(module: AnsibleModule, paths: rs.RunPaths, change: Any, write: bool) -> Any:
+    try:
+        return rs.mutate_state(paths, change, write)
+    except rs.RunStateError as exc:
+        module.fail_json(msg=str(exc), run_id=paths.run_id)
+
+
+def run_module() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "action": {"type": "str", "required": True,
+                       "choices": ["open", "find", "step_start", "step_end", "update", "event", "summary"]},
+            "runs_dir": {"type": "path", "required": True},
+            "run_id": {"type": "str"},
+            "reuse": {"type": "bool", "default": True},
+            "label": {"type": "str", "default": ""},
+            "step": {"type": "str"},
+            "outcome": {"type": "str", "choices": ["ok", "failed", "skipped"], "default": "ok"},
+            "result": {"type": "dict", "default": {}},
+            "message": {"type": "str", "default": ""},
+            "data": {"type": "dict", "default": {}},
+            "status": {"type": "str",
+                       "choices": ["running", "stopped", "complete", "failed", "rolled_back", "rollback_failed"]},
+            "fields": {"type": "dict", "default": {}},
+            "limits": {"type": "dict", "default": {}},
+        },
+        supports_check_mode=True,
+    )
+    check_params(module)
+    p = module.params
+    runs_dir = Path(p["runs_dir"])
+    write = not module.check_mode
+    action = p["action"]
+    try:
+        if action == "open":
+            module.exit_json(**do_open(module, runs_dir, write))
+        if action == "find":
+            paths, state = rs.find_run(runs_dir, p["run_id"] or None)
+            module.exit_json(changed=False, run_id=paths.run_id, paths=paths.as_dict(), state=state)
+        paths = rs.RunPaths(runs_dir, rs.validate_run_id(p["run_id"]))
+        if action in NEEDS_STEP:
+            result = do_step(module, paths, write)
+        elif action == "update":
+            result = do_update(module, paths, write)
+        elif action == "event":
+            line = rs.append_event(paths, p["step"] or "event", write, message=p["message"], **p["fields"])
+            result = dict(changed=False, event=line, state=rs.read_state(paths) or {})
+        else:
+            state = rs.read_state(paths) or rs.empty_state(paths.run_id)
+            summary = summarize(state, p["limits"])
+            summary["lines"] = render_lines(summary)
+            result = dict(changed=False, summary=summary, state=state)
+    except rs.RunStateError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(run_id=paths.run_id, paths=paths.as_dict(), **result)
+
+
+def main() -> None:
+    run_module()
+
+
+if __name__ == "__main__":
+    main()
