@@ -23,6 +23,30 @@ venv: $(VENV)/.installed ## create .venv with the pinned requirements
 nginx: ## install nginx with apt-get if it is missing
 	@command -v nginx >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
 
+# The local lab (lab/labctl.py): LAB_DIR and LAB_PORT_BASE relocate it, e.g.
+#   make lab-up LAB_DIR=/tmp/lab2 LAB_PORT_BASE=18000
+LAB_DIR ?= $(CURDIR)/.lab
+LAB_PORT_BASE ?= 8000
+LABCTL = cd $(CURDIR) && $(BIN)/python -m lab.labctl
+LAB_ARGS = --dir $(LAB_DIR) --port-base $(LAB_PORT_BASE)
+
+lab-up: venv nginx ## start (or repair) the lab: source/target Chroma, nginx front door, two demo apps; loads the dataset
+	@$(LABCTL) up $(LAB_ARGS)
+
+lab-down: venv ## stop everything the lab started (data under .lab/ is kept)
+	@$(LABCTL) down $(LAB_ARGS)
+
+lab-status: venv ## table of the lab's processes, ports and health
+	@$(LABCTL) status $(LAB_ARGS)
+
+demo: venv nginx ## venv + nginx + lab-up + ansible-playbook migrate.yml -e confirm=yes; leaves the lab running
+	@s=$$SECONDS; $(MAKE) --no-print-directory lab-up && \
+	$(BIN)/ansible-playbook migrate.yml -e confirm=yes \
+	  -e chroma_lab_dir=$(LAB_DIR) -e chroma_lab_port_base=$(LAB_PORT_BASE); rc=$$?; \
+	echo; echo "demo: ansible-playbook migrate.yml finished with exit $$rc after $$((SECONDS - s))s"; \
+	echo "demo: reports in $(LAB_DIR)/runs/latest/reports/ ; lab still running (make lab-status, make lab-down)"; \
+	exit $$rc
+
 # pytest exits 5 when it collects nothing: that is a failure here, said out loud.
 PYTEST = run_pytest() { $(BIN)/pytest "$$@"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests in: $$*" >&2; fi; return $$rc; }; run_pytest

@@ -1,0 +1,247 @@
+"""Bring the local lab up, down, or show its status.
+
+    python -m lab.labctl up|down|status [--dir DIR] [--port-base N] [--variant legacy|damaged] [--scale F]
+
+``up`` is idempotent: on a running lab it changes nothing, on a half-running
+lab it starts what is down (never a duplicate), and a lab port held by
+something else is an error naming the port and the process. It waits until
+both Chromas, nginx and both apps are healthy, then loads the legacy dataset
+into the source unless it already holds it. ``down`` stops supervisord (and its
+programs) and nginx through the lab's own socket and pid file and waits until
+nothing listens on the lab's ports. The map of the lab is written to DIR/lab.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from . import dataset
+from .health import Probe, probe_all, wait_healthy
+from .layout import DEFAULT_DIR, DEFAULT_PORT_BASE, PROGRAMS, LabLayout, LayoutError, venv_bin
+from .processes import (
+    NGINX,
+    LabError,
+    foreign_listeners,
+    is_orphan_of,
+    listeners,
+    nginx_process,
+    program_states,
+    start_missing_programs,
+    start_nginx,
+    start_supervisord,
+    stop_nginx,
+    stop_orphans,
+    stop_supervisord,
+    supervisord_process,
+)
+from .render import render_all, write_if_changed
+
+Say = Callable[[str], None]
+
+
+def _say(message: str) -> None:
+    print(f"lab: {message}", flush=True)
+
+
+def resolve_layout(directory: Path | str, port_base: Optional[int]) -> LabLayout:
+    """The layout for --dir/--port-base; without --port-base, the one lab.json records (or 8000)."""
+    if port_base is None:
+        recorded = read_map(Path(directory).expanduser().resolve() / "lab.json")
+        port_base = int(recorded.get("port_base", DEFAULT_PORT_BASE))
+    return LabLayout.create(directory, port_base)
+
+
+def read_map(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def is_running(layout: LabLayout) -> bool:
+    return supervisord_process(layout) is not None or nginx_process(layout) is not None
+
+
+def _check_tools(bin_dir: Path) -> None:
+    missing = [str(bin_dir / tool) for tool in ("chroma", "supervisord") if not (bin_dir / tool).exists()]
+    if not Path(NGINX).exists() and not shutil.which("nginx"):
+        missing.append(f"{NGINX} (make nginx)")
+    if missing:
+        raise LabError(f"missing: {', '.join(missing)}; run `make venv nginx` first")
+
+
+def _check_same_base(layout: LabLayout) -> None:
+    recorded = read_map(layout.lab_json).get("port_base")
+    if recorded is not None and recorded != layout.port_base and is_running(layout):
+        raise LabError(f"the lab in {layout.root} runs on port base {recorded}, not {layout.port_base}; "
+                       f"run `python -m lab.labctl down --dir {layout.root}` first")
+
+
+def _clear_ports(layout: LabLayout, say: Say) -> None:
+    """Stop this lab's orphans; refuse when someone else holds a lab port."""
+    foreign = foreign_listeners(layout)
+    for item in stop_orphans(layout, [f for f in foreign if is_orphan_of(layout, f)]):
+        say(f"stopped a leftover of this lab: {item.describe()}")
+    others = [f for f in foreign if not is_orphan_of(layout, f)]
+    if others:
+        lines = "\n  ".join(item.describe() for item in others)
+        raise LabError(f"cannot bring up the lab in {layout.root} (port base {layout.port_base}):\n  {lines}\n"
+                       f"stop that process or choose another --port-base")
+
+
+def _ensure_supervisord(layout: LabLayout, bin_dir: Path, say: Say) -> None:
+    proc = supervisord_process(layout)
+    if proc is None:
+        pid = start_supervisord(layout, bin_dir)
+        say(f"started supervisord (pid {pid}) with {', '.join(PROGRAMS)}")
+        return
+    started = start_missing_programs(layout)
+    if started:
+        say(f"supervisord (pid {proc.pid}) was running; started {', '.join(started)}")
+
+
+def _ensure_nginx(layout: LabLayout, say: Say) -> None:
+    if nginx_process(layout) is None:
+        pid = start_nginx(layout)
+        say(f"started nginx (pid {pid}) on {layout.front_door_url}")
+
+
+def _fatal_reason(layout: LabLayout) -> Optional[str]:
+    """Why waiting is pointless: a program supervisord gave up on, or a dead nginx."""
+    for name, info in program_states(layout).items():
+        if info["statename"] in ("FATAL", "EXITED"):
+            log = layout.logs / f"{name}.log"
+            tail = log.read_text(errors="replace")[-1200:] if log.exists() else ""
+            return f"program {name} is {info['statename']}; tail of {log}:\n{tail}"
+    if nginx_process(layout) is None:
+        return f"nginx exited; see {layout.nginx_logs}/error.log"
+    return None
+
+
+def write_map(layout: LabLayout, variant: str, scale: float, seed: int) -> None:
+    info = layout.describe({"variant": variant, "scale": scale, "seed": seed})
+    write_if_changed(layout.lab_json, json.dumps(info, indent=2) + "\n")
+
+
+def up(layout: LabLayout, variant: str = "legacy", scale: float = 1.0, seed: int = dataset.DEFAULT_SEED,
+       timeout: float = 120.0, say: Say = _say) -> dict[str, Probe]:
+    """Bring the lab up (or repair it); returns the final health probes."""
+    bin_dir = venv_bin()
+    _check_tools(bin_dir)
+    _check_same_base(layout)
+    for path in render_all(layout, bin_dir):
+        say(f"wrote {path}")
+    _clear_ports(layout, say)
+    _ensure_supervisord(layout, bin_dir, say)
+    _ensure_nginx(layout, say)
+    write_map(layout, variant, scale, seed)
+    try:
+        wait_healthy(layout, timeout, lambda: _fatal_reason(layout))
+    except TimeoutError as exc:
+        raise LabError(f"the lab in {layout.root} is not healthy: {exc}") from exc
+    report = dataset.load(layout.url("source_chroma"), variant, scale, seed)
+    if report.loaded:
+        say(f"source {layout.url('source_chroma')}: {report.summary()}")
+    return probe_all(layout)
+
+
+def down(layout: LabLayout, timeout: float = 30.0, say: Say = _say) -> None:
+    """Stop everything this lab started; wait until nothing listens on its ports."""
+    pid = stop_supervisord(layout)
+    if pid:
+        say(f"supervisord (pid {pid}) shut down with its programs")
+    pid = stop_nginx(layout)
+    if pid:
+        say(f"nginx (pid {pid}) stopped")
+    deadline = time.monotonic() + timeout
+    while True:
+        held = listeners(layout)
+        for item in stop_orphans(layout, held):
+            say(f"stopped a leftover of this lab: {item.describe()}")
+        held = listeners(layout)
+        if not held:
+            return
+        if time.monotonic() > deadline:
+            lines = "\n  ".join(item.describe() for item in held)
+            raise LabError(f"after stopping the lab in {layout.root}, still listening:\n  {lines}")
+        time.sleep(0.2)
+
+
+def status_rows(layout: LabLayout) -> list[tuple[str, str, str, str, str]]:
+    """(component, port, pid, state, health) per component."""
+    states = program_states(layout)
+    probes = probe_all(layout)
+    sup = supervisord_process(layout)
+    rows = [("supervisord", "-", str(sup.pid) if sup else "-", "running" if sup else "stopped",
+             str(layout.supervisor_socket))]
+    ngx = nginx_process(layout)
+    rows.append(("nginx", str(layout.port("nginx")), str(ngx.pid) if ngx else "-",
+                 "running" if ngx else "stopped", _health(probes["nginx"])))
+    for program in PROGRAMS:
+        info = states.get(program, {})
+        rows.append((program, str(layout.port(program)), str(info.get("pid") or "-"),
+                     info.get("statename", "stopped"), _health(probes[program])))
+    return rows
+
+
+def _health(probe: Probe) -> str:
+    return ("ok: " if probe.ok else "DOWN: ") + probe.detail
+
+
+def format_table(rows: list[tuple[str, ...]]) -> str:
+    header = ("COMPONENT", "PORT", "PID", "STATE", "HEALTH")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    lines = []
+    for row in [header, *rows]:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    return "\n".join(lines)
+
+
+def status(layout: LabLayout) -> bool:
+    """Print the status table; True when every component is healthy."""
+    rows = status_rows(layout)
+    print(f"lab {layout.root} (port base {layout.port_base})")
+    print(format_table(rows))
+    return all(row[4].startswith("ok") or row[0] == "supervisord" for row in rows) and rows[0][3] == "running"
+
+
+def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m lab.labctl", description="Control the local lab.")
+    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("--dir", default=str(DEFAULT_DIR), help="lab directory (default: .lab in the repo)")
+    parser.add_argument("--port-base", type=int, default=None,
+                        help=f"first of the lab's 12 ports (default: the one in DIR/lab.json, else {DEFAULT_PORT_BASE})")
+    parser.add_argument("--variant", choices=dataset.VARIANTS, default="legacy", help="dataset loaded by up")
+    parser.add_argument("--scale", type=float, default=1.0, help="dataset size factor for up")
+    parser.add_argument("--seed", type=int, default=dataset.DEFAULT_SEED)
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds up waits for health")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _parse_args(argv)
+    try:
+        layout = resolve_layout(args.dir, args.port_base)
+        if args.action == "up":
+            started = time.monotonic()
+            up(layout, args.variant, args.scale, args.seed, args.timeout)
+            status(layout)
+            _say(f"up and healthy in {time.monotonic() - started:.1f}s; map in {layout.lab_json}")
+            return 0
+        if args.action == "down":
+            down(layout)
+            _say(f"down: nothing listens on ports {', '.join(map(str, layout.ports.values()))}")
+            return 0
+        return 0 if status(layout) else 1
+    except (LabError, LayoutError, ValueError) as exc:
+        print(f"lab: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
