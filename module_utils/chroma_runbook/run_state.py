@@ -323,7 +323,9 @@ def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
     for key, value in extra.items():
         if value is None:
             base.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(base.get(key), dict):
+        elif isinstance(value, Mapping):
+            if not isinstance(base.get(key), dict):
+                base[key] = {}
             deep_merge(base[key], value)
         else:
             base[key] = copy.deepcopy(value)
