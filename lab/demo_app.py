@@ -194,8 +194,8 @@ class AppHandler(BaseHTTPRequestHandler):
             n = int((query.get("n") or ["5"])[0])
         except ValueError:
             return 400, {"error": "BadRequest", "message": "n must be an integer"}
-        if not embedder.tokenize(text):
-            return 400, {"error": "BadRequest", "message": "q must contain at least one word"}
+        if not embedder.content_words(text):
+            return 400, {"error": "BadRequest", "message": "q must contain at least one word that is not a stop word"}
         if not 1 <= n <= MAX_RESULTS:
             return 400, {"error": "BadRequest", "message": f"n must be within 1..{MAX_RESULTS}, got {n}"}
         try:
@@ -215,8 +215,8 @@ class AppHandler(BaseHTTPRequestHandler):
         missing = [k for k in ("collection", "id", "text") if not isinstance(payload.get(k), str) or not payload[k]]
         if missing:
             return 400, {"error": "BadRequest", "message": f"missing or empty string fields: {', '.join(missing)}"}
-        if not embedder.tokenize(payload["text"]):
-            return 400, {"error": "BadRequest", "message": "text must contain at least one word"}
+        if not embedder.content_words(payload["text"]):
+            return 400, {"error": "BadRequest", "message": "text must contain at least one word that is not a stop word"}
         return self.server.gateway.remember(self.server.name, payload["collection"], payload["id"], payload["text"])
 
     def _send(self, status: int, body: dict[str, Any], started: float) -> None:
