@@ -19,6 +19,12 @@ sys.path.insert(0, str(REPO))
 
 VENV_BIN = Path(sys.executable).parent
 
+# group_vars mark Jinja-looking profile strings `!unsafe` so Ansible passes them to
+# the modules verbatim; plain yaml.safe_load reads them as the strings they are.
+import yaml  # noqa: E402
+
+yaml.SafeLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
