@@ -88,8 +88,12 @@ counts:
   returned: always
   type: dict
   sample: {"openwebui_core": 3000}
+vector_bytes:
+  description: Bytes of float32 vectors the returned collections hold (count x dimension x 4).
+  returned: always
+  type: int
 collections:
-  description: Collection name to C(name), C(id), C(count), C(metadata), C(configuration).
+  description: Collection name to C(name), C(id), C(count), C(metadata), C(configuration), C(dimension).
   returned: always
   type: dict
 count_check:

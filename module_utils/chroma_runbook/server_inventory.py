@@ -21,6 +21,7 @@ class CollectionInfo:
     count: int
     metadata: dict[str, Any] = field(default_factory=dict)
     configuration: Optional[dict[str, Any]] = None
+    dimension: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,11 @@ class ServerInventory:
 
     @property
     def total(self) -> int:
-        return sum(c.count for c in self.collections)
+        return sum(c.count for c in self.collections if c.count > 0)
+
+    def vector_bytes(self) -> int:
+        """Bytes of float32 vectors the collections hold (0 when a dimension is unknown)."""
+        return sum(max(c.count, 0) * (c.dimension or 0) * 4 for c in self.collections)
 
     def counts(self) -> dict[str, int]:
         return {c.name: c.count for c in self.collections}
@@ -43,10 +48,20 @@ class ServerInventory:
             "server": self.server,
             "heartbeat_ns": self.heartbeat_ns,
             "total": self.total,
+            "vector_bytes": self.vector_bytes(),
             "collection_names": [c.name for c in self.collections],
             "counts": self.counts(),
             "collections": {c.name: asdict(c) for c in self.collections},
         }
+
+
+def _dimension(collection: Any) -> Optional[int]:
+    """Length of the first record's embedding (None for an empty collection)."""
+    peek = collection.get(limit=1, include=["embeddings"])
+    embeddings = peek.get("embeddings")
+    if embeddings is None or len(embeddings) == 0 or embeddings[0] is None:
+        return None
+    return int(len(embeddings[0]))
 
 
 def _configuration(collection: Any) -> Optional[dict[str, Any]]:
@@ -80,6 +95,7 @@ def read_inventory(
             count=int(collection.count()),
             metadata=dict(collection.metadata or {}),
             configuration=_configuration(collection) if with_configuration else None,
+            dimension=_dimension(collection),
         )
     for missing in sorted((wanted or set()) - set(found)):
         found[missing] = CollectionInfo(name=missing, id="", count=-1)
