@@ -1,0 +1,503 @@
+"""The migration run: export -> transform -> validate -> (gate) -> import -> verify.
+
+Resumable: the checkpoint (written atomically after every acknowledged batch) says
+which batches the target has; a run started again with the same run_id re-sends at
+most the one batch that was in flight (add() of an existing id is ignored), so the
+target ends exactly as an uninterrupted run leaves it.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any, Callable, Optional
+
+from .checkpoint import CHECKPOINT_VERSION, checkpoint_path, load, now_iso, write_atomic
+from .connection import connect
+from .exporter import SourceCollection, select_collections
+from .importer import TargetAction, TargetPlan, create_collection, decide_actions, write_batch
+from .jsonlog import RunLog
+from .migration_options import MigrationOptions
+from .prefetch import prefetch
+from .run_lock import RunLock, check_not_held
+from .scan import RejectsWriter, ScanOptions, ScanResult, scan_sources
+from .spool import SpoolWriter, iter_batches, load_manifest, remove
+from .verify import verify_counts, verify_sample
+
+MAX_ERRORS_KEPT = 50
+
+
+class MigrationError(RuntimeError):
+    """The run stopped; ``result`` holds what is known so far (for the module's fail_json)."""
+
+    def __init__(self, message: str, result: Optional[dict[str, Any]] = None) -> None:
+        super().__init__(message)
+        self.result = result or {}
+
+
+class RunState:
+    """The checkpoint document and its atomic persistence."""
+
+    def __init__(self, path: str, data: dict[str, Any], persist: bool) -> None:
+        self.path, self.data, self.persist = path, data, persist
+
+    @classmethod
+    def fresh(cls, opts: MigrationOptions, path: str, persist: bool) -> "RunState":
+        data = {
+            "checkpoint_version": CHECKPOINT_VERSION,
+            "run_id": opts.run_id,
+            "fingerprint": opts.fingerprint,
+            "fingerprint_parts": opts.fingerprint_parts(),
+            "started_at": now_iso(),
+            "phase": "export",
+            "total_chunks": 0,
+            "processed_chunks": 0,
+            "successful_chunks": 0,
+            "failed_chunks": 0,
+            "valid_chunks": 0,
+            "last_batch_index": -1,
+            "total_batches": 0,
+            "errors": [],
+            "source_counts": {},
+            "spool_complete": False,
+            "targets": {},
+            "created_collections": [],
+            "replaced_collections": [],
+            "merged_collections": [],
+            "adopted_collections": [],
+            "attempts": 0,
+            "paths": {"rejects": opts.rejects_path, "log": opts.log_path, "spool": opts.spool_dir},
+        }
+        return cls(path, data, persist)
+
+    def save(self, **updates: Any) -> None:
+        self.data.update(updates)
+        self.data["updated_at"] = now_iso()
+        self.data["pid"] = os.getpid()
+        self.data["host"] = socket.gethostname()
+        if self.persist:
+            write_atomic(self.path, self.data)
+
+    def error(self, phase: str, message: str, **where: Any) -> None:
+        self.data["errors"] = (self.data["errors"] + [{"ts": now_iso(), "phase": phase, "message": message, **where}])[-MAX_ERRORS_KEPT:]
+        self.save()
+
+    def target(self, name: str) -> dict[str, Any]:
+        return self.data["targets"].setdefault(name, {})
+
+
+class Migration:
+    """One invocation of a migration run (``check_mode`` = the dry run: nothing written)."""
+
+    def __init__(self, options: MigrationOptions, check_mode: bool = False,
+                 progress: Optional[Callable[[dict[str, Any]], None]] = None) -> None:
+        self.opts = options.validate()
+        self.check_mode = check_mode
+        self.progress = progress
+        self.ckpt_path = checkpoint_path(self.opts.checkpoint_dir, str(self.opts.run_id))
+        self.log = RunLog(None if check_mode else self.opts.log_path, str(self.opts.run_id))
+        self.started = time.monotonic()
+        self.phases: dict[str, dict[str, Any]] = {}
+        self.changed = False
+        self.state: Optional[RunState] = None
+
+    # --- entry point ----------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        if self.check_mode:
+            check_not_held(self.opts.checkpoint_dir)
+            return self._run_locked()
+        lock = RunLock(self.opts.checkpoint_dir, str(self.opts.run_id)).acquire()
+        try:
+            return self._run_locked()
+        finally:
+            lock.release()
+            self.log.close()
+
+    def _run_locked(self) -> dict[str, Any]:
+        opts = self.opts
+        self.log.event("start", source=opts.source_spec.describe(), target=opts.target_spec.describe(),
+                       batch_size=opts.batch_size, dry_run=self.check_mode, pid=os.getpid())
+        previous = load(self.ckpt_path) if opts.resume else None
+        if previous is not None:
+            self._check_resumable(previous)
+        self.state = RunState(self.ckpt_path, previous, not self.check_mode) if previous else \
+            RunState.fresh(opts, self.ckpt_path, not self.check_mode)
+        self.state.data["attempts"] = int(self.state.data.get("attempts", 0)) + (0 if self.check_mode else 1)
+        try:
+            return self._phases(previous)
+        except MigrationError:
+            raise
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}" if not str(exc).startswith(type(exc).__name__) else str(exc)
+            self._fail(str(self.state.data.get("phase")), message)
+            raise MigrationError(message, self._result(failed=True)) from exc
+
+    def _phases(self, previous: Optional[dict[str, Any]]) -> dict[str, Any]:
+        opts, state = self.opts, self.state
+        assert state is not None
+        src_client = connect(opts.source_spec)
+        tgt_client = connect(opts.target_spec)
+        sources = select_collections(src_client, opts.collections)
+        counts = {s.name: s.count for s in sources}
+        if previous is not None and previous.get("source_counts") and previous["source_counts"] != counts:
+            raise MigrationError(
+                f"the source changed since run {opts.run_id} started (collection counts were "
+                f"{previous['source_counts']}, now {counts}); writes must stay frozen during a migration. "
+                f"Start again with resume=false or another run_id.", self._result(failed=True))
+        state.save(source_counts=counts)
+        if state.data.get("phase") == "completed":
+            return self._already_completed(src_client, tgt_client, sources)
+
+        scan = self._scan(src_client, sources, previous)
+        self._gate(scan)
+        plans = self._plans(scan, sources)
+        actions = decide_actions(tgt_client, plans, state.data["targets"], opts.existing)
+        if self.check_mode:
+            return self._dry_run_result(scan, plans, actions)
+        self._prepare_targets(tgt_client, plans, actions)
+        self._import(tgt_client, plans)
+        verification = self._verify(src_client, tgt_client, sources, scan, plans)
+        if not verification["ok"]:
+            message = "verification failed: " + verification["summary"]
+            self._fail("verify", message)
+            raise MigrationError(message, self._result(failed=True, verification=verification))
+        state.save(phase="completed", completed_at=now_iso())
+        if not opts.keep_spool:
+            remove(opts.spool_dir)
+        result = self._result(verification=verification)
+        state.save(result=result)
+        self.log.event("completed", elapsed_s=result["elapsed_s"], imported=result["imported"])
+        return result
+
+    # --- resume rules -------------------------------------------------------------
+    def _check_resumable(self, previous: dict[str, Any]) -> None:
+        if previous.get("fingerprint") == self.opts.fingerprint:
+            return
+        old = previous.get("fingerprint_parts") or {}
+        changed = sorted(k for k, v in self.opts.fingerprint_parts().items() if old.get(k) != v)
+        raise MigrationError(
+            f"checkpoint {self.ckpt_path} of run {self.opts.run_id} was made with other options "
+            f"(changed: {', '.join(changed) or 'unknown'}); resuming would mix two migrations. "
+            f"Use the original options, another run_id, or resume=false.")
+
+    def _already_completed(self, src_client: Any, tgt_client: Any, sources: list[SourceCollection]) -> dict[str, Any]:
+        """A completed run: check the target still holds what it wrote; change nothing."""
+        state = self.state
+        assert state is not None
+        expected = {name: int(t.get("expected", 0)) + int(t.get("preexisting", 0))
+                    for name, t in state.data["targets"].items()}
+        t0 = time.perf_counter()
+        counts = verify_counts(tgt_client, expected)
+        self.phases["verify"] = {"duration_s": round(time.perf_counter() - t0, 3), "counts": counts}
+        if not all(c["ok"] for c in counts.values()):
+            bad = {n: c for n, c in counts.items() if not c["ok"]}
+            raise MigrationError(
+                f"run {self.opts.run_id} completed earlier, but the target no longer matches it: {bad}. "
+                f"Use resume=false (and existing=replace) to migrate again.", self._result(failed=True))
+        result = dict(state.data.get("result") or {})
+        result.update(changed=False, already_completed=True, dry_run=self.check_mode,
+                      current_counts={n: c["count"] for n, c in counts.items()})
+        self.log.event("already_completed", counts=counts)
+        return result
+
+    # --- phases 1-3 ---------------------------------------------------------------
+    def _scan(self, client: Any, sources: list[SourceCollection], previous: Optional[dict[str, Any]]) -> ScanResult:
+        opts, state = self.opts, self.state
+        assert state is not None
+        if previous is not None and previous.get("spool_complete") and previous.get("scan") and not self.check_mode:
+            manifest = load_manifest(opts.spool_dir, opts.fingerprint)
+            if manifest is not None:
+                scan = ScanResult.from_dict(previous["scan"])
+                self.phases.update(export={"records": scan.total, "reused_spool": True, "duration_s": 0.0},
+                                   transform={"records": scan.total, "duration_s": 0.0},
+                                   validate={"valid": scan.valid, "rejected": scan.rejected, "duration_s": 0.0})
+                self.log.event("scan_reused", valid=scan.valid, rejected=scan.rejected)
+                return scan
+        state.save(phase="export", spool_complete=False)
+        self.log.event("phase", phase="export", collections=[s.describe() for s in sources])
+        spool = None if self.check_mode else SpoolWriter(opts.spool_dir)
+        rejects = RejectsWriter(None if self.check_mode else opts.rejects_path)
+        t0 = time.perf_counter()
+        try:
+            scan = scan_sources(client, sources, opts.transformer,
+                                ScanOptions(opts.batch_size, opts.max_body_bytes, opts.page_size, opts.verify_sample),
+                                spool, rejects, self._scan_progress)
+        except BaseException:
+            if spool is not None:
+                spool.abort()
+            raise
+        finally:
+            rejects.close()
+        if spool is not None:
+            spool.finish(opts.fingerprint)
+        elapsed = time.perf_counter() - t0
+        self.phases.update(
+            export={"records": scan.total, "collections": len(sources), "duration_s": scan.durations["export"]},
+            transform={"records": scan.total, "duration_s": scan.durations["transform"]},
+            validate={"valid": scan.valid, "rejected": scan.rejected, "duration_s": scan.durations["validate"]},
+        )
+        self.phases["export"]["pass_duration_s"] = round(elapsed, 3)
+        state.save(phase="validated", scan=scan.to_dict(), spool_complete=spool is not None,
+                   total_chunks=scan.total, valid_chunks=scan.valid, failed_chunks=scan.rejected,
+                   processed_chunks=scan.rejected + int(state.data.get("successful_chunks", 0)),
+                   rejects_by_issue=scan.by_issue,
+                   total_batches=sum(t["batches"] for t in scan.targets.values()))
+        self.log.event("validated", total=scan.total, valid=scan.valid, rejected=scan.rejected,
+                       by_issue=scan.by_issue, duration_s=round(elapsed, 3))
+        return scan
+
+    def _scan_progress(self, scan: ScanResult) -> None:
+        if self.progress is not None:
+            self.progress({"phase": "export", "read": scan.total, "valid": scan.valid, "rejected": scan.rejected})
+
+    def _gate(self, scan: ScanResult) -> None:
+        if scan.valid_ratio >= self.opts.min_valid_ratio:
+            return
+        top = ", ".join(f"{issue}: {n}" for issue, n in scan.top_issues())
+        message = (
+            f"only {scan.valid} of {scan.total} records are valid ({scan.valid_ratio:.2%}), below "
+            f"min_valid_ratio {self.opts.min_valid_ratio:.2%}; nothing was written to the target. "
+            f"Top issues: {top}. Rejected records: {self.opts.rejects_path if not self.check_mode else '(dry run: not written)'}"
+        )
+        self._fail("validate", message)
+        if self.state is not None:  # nothing to resume from: a fixed source must be read again
+            self.state.save(spool_complete=False, scan=None)
+        remove(self.opts.spool_dir)
+        raise MigrationError(message, self._result(failed=True, scan=scan))
+
+    def _plans(self, scan: ScanResult, sources: list[SourceCollection]) -> list[TargetPlan]:
+        """Target collections with their settings; sources that disagree on settings are an error."""
+        t = self.opts.transformer
+        assert t is not None
+        by_name = {s.name: s for s in sources}
+        plans: dict[str, TargetPlan] = {}
+        for name, info in scan.targets.items():
+            plans[name] = TargetPlan(name=name, expected=info["expected"], sources=list(info["sources"]),
+                                     batches=info["batches"])
+        for source in sources:  # empty source collections still exist on the target
+            if source.count == 0:
+                possible = t.router.possible_targets(source.name)
+                if len(possible) == 1 and possible[0] not in plans:
+                    plans[possible[0]] = TargetPlan(name=possible[0], sources=[source.name])
+                elif len(possible) == 1 and source.name not in plans[possible[0]].sources:
+                    plans[possible[0]].sources.append(source.name)
+        problems = []
+        for plan in plans.values():
+            first = by_name[plan.sources[0]]
+            if t.collection_configuration(plan.name, None) is None:
+                differing = [s for s in plan.sources
+                             if (by_name[s].configuration, _hnsw_meta(by_name[s])) != (first.configuration, _hnsw_meta(first))]
+                if differing:
+                    problems.append(
+                        f"target {plan.name} receives records from {first.name} ({first.space}) and "
+                        f"{', '.join(f'{s} ({by_name[s].space})' for s in differing)} whose index settings differ; "
+                        f"set schema.collections.{plan.name}.configuration")
+            plan.configuration = t.collection_configuration(plan.name, first.configuration)
+            plan.metadata = t.collection_metadata(plan.name, first.metadata)
+            plan.space = t.target_space(plan.name, first.space)
+        if problems:
+            raise MigrationError("; ".join(problems) + ". Nothing was written.", self._result(failed=True, scan=scan))
+        return list(plans.values())
+
+    # --- phase 4 --------------------------------------------------------------------
+    def _prepare_targets(self, client: Any, plans: list[TargetPlan], actions: list[TargetAction]) -> None:
+        state = self.state
+        assert state is not None
+        plan_by_name = {p.name: p for p in plans}
+        for action in actions:
+            plan = plan_by_name[action.name]
+            tstate = state.target(action.name)
+            tstate.update(expected=plan.expected, sources=plan.sources, space=plan.space,
+                          batches_total=plan.batches)
+            tstate.setdefault("imported", 0)
+            tstate.setdefault("batches_done", 0)
+            if action.action == "create":
+                tstate.update(state="creating")
+                state.save()
+                col = create_collection(client, plan)
+                tstate.update(state="created", id=str(col.id))
+                state.data["created_collections"] = _add(state.data["created_collections"], plan.name)
+                self.changed = True
+            elif action.action == "replace":
+                tstate.update(state="replacing", old_id=action.old_id, replaced_count=action.preexisting)
+                state.save()
+                if action.old_id is not None and _exists(client, plan.name):
+                    client.delete_collection(plan.name)
+                col = create_collection(client, plan)
+                tstate.update(state="replaced", id=str(col.id))
+                state.data["replaced_collections"] = _add(state.data["replaced_collections"], plan.name)
+                state.data["created_collections"] = _add(state.data["created_collections"], plan.name)
+                self.changed = True
+            elif action.action == "merge":
+                tstate.update(state="merged", id=str(client.get_collection(plan.name).id),
+                              preexisting=action.preexisting)
+                state.data["merged_collections"] = _add(state.data["merged_collections"], plan.name)
+            elif action.action == "adopt":
+                tstate.update(state="adopted", id=str(client.get_collection(plan.name).id))
+                state.data["adopted_collections"] = _add(state.data["adopted_collections"], plan.name)
+            elif tstate.get("state") in ("creating", "replacing"):  # created just before a crash
+                done = "created" if tstate["state"] == "creating" else "replaced"
+                tstate.update(state=done, id=str(client.get_collection(plan.name).id))
+                state.data["created_collections"] = _add(state.data["created_collections"], plan.name)
+                if done == "replaced":
+                    state.data["replaced_collections"] = _add(state.data["replaced_collections"], plan.name)
+            self.log.event("target_ready", collection=plan.name, action=action.action, expected=plan.expected)
+        state.save(phase="import")
+
+    def _import(self, client: Any, plans: list[TargetPlan]) -> None:
+        opts, state = self.opts, self.state
+        assert state is not None
+        manifest = load_manifest(opts.spool_dir, opts.fingerprint)
+        if manifest is None:
+            raise MigrationError(f"the spool {opts.spool_dir} is missing or incomplete; start again with resume=false",
+                                 self._result(failed=True))
+        skip_through = int(state.data["last_batch_index"])
+        collections = {p.name: client.get_collection(p.name) for p in plans if p.expected}
+        written = batches = retries = skipped = 0
+        t0 = time.perf_counter()
+        self.log.event("phase", phase="import", resume_after_batch=skip_through,
+                       total_batches=state.data["total_batches"])
+
+        def on_retry(attempt: int, exc: BaseException, delay: float, batch_index: int, target: str) -> None:
+            nonlocal retries
+            retries += 1
+            self.log.event("retry", level="warning", collection=target, batch_index=batch_index, attempt=attempt,
+                           delay_s=delay, error=f"{type(exc).__name__}: {exc}")
+
+        stream = prefetch(iter_batches(opts.spool_dir, manifest, opts.batch_size, opts.max_body_bytes, skip_through),
+                          depth=2, name="chroma-import-read")
+        try:
+            for batch in stream:
+                if batch.index <= skip_through:
+                    skipped += 1
+                    continue
+                write_batch(collections[batch.target], batch, opts.max_retries, opts.retry_delay,
+                            lambda a, e, d, b=batch: on_retry(a, e, d, b.index, b.target))
+                written += len(batch)
+                batches += 1
+                self.changed = True
+                self._acknowledge(batch)
+        except Exception as exc:
+            self.phases["import"] = self._import_phase(written, batches, skipped, retries, time.perf_counter() - t0)
+            raise exc
+        self.phases["import"] = self._import_phase(written, batches, skipped, retries, time.perf_counter() - t0)
+        self.log.event("imported", records=written, batches=batches, skipped_batches=skipped, retries=retries,
+                       duration_s=self.phases["import"]["duration_s"])
+
+    def _acknowledge(self, batch: Any) -> None:
+        """The target acknowledged ``batch``: record it durably before the next one."""
+        state = self.state
+        assert state is not None
+        tstate = state.target(batch.target)
+        tstate["imported"] = int(tstate.get("imported", 0)) + len(batch)
+        tstate["batches_done"] = int(tstate.get("batches_done", 0)) + 1
+        successful = int(state.data["successful_chunks"]) + len(batch)
+        state.save(last_batch_index=batch.index, successful_chunks=successful,
+                   processed_chunks=successful + int(state.data["failed_chunks"]))
+        self.log.event("batch", collection=batch.target, batch_index=batch.index, records=len(batch),
+                       first_id=batch.ids[0], last_id=batch.ids[-1])
+
+    @staticmethod
+    def _import_phase(written: int, batches: int, skipped: int, retries: int, elapsed: float) -> dict[str, Any]:
+        return {"records": written, "batches": batches, "skipped_batches": skipped, "retries": retries,
+                "duration_s": round(elapsed, 3),
+                "chunks_per_s": round(written / elapsed, 1) if elapsed > 0 else 0.0}
+
+    # --- phase 5 --------------------------------------------------------------------
+    def _verify(self, src_client: Any, tgt_client: Any, sources: list[SourceCollection], scan: ScanResult,
+                plans: list[TargetPlan]) -> dict[str, Any]:
+        state = self.state
+        assert state is not None
+        state.save(phase="verify")
+        t0 = time.perf_counter()
+        expected = {p.name: p.expected + int(state.target(p.name).get("preexisting", 0)) for p in plans}
+        counts = verify_counts(tgt_client, expected)
+        sample = verify_sample(src_client, tgt_client, sources, self.opts.transformer, scan.sample,
+                               {p.name: p.space for p in plans})
+        ok = all(c["ok"] for c in counts.values()) and sample["ok"]
+        bad = [f"{n}: expected {c['expected']}, found {c['count']}" for n, c in counts.items() if not c["ok"]]
+        summary = "; ".join(bad + ([f"{sample['mismatch_count']} sampled record(s) differ, e.g. {sample['mismatches'][:3]}"]
+                                   if not sample["ok"] else []))
+        verification = {"ok": ok, "passed": ok, "counts": counts, "sample": sample, "summary": summary or "all counts match, sample identical"}
+        self.phases["verify"] = {"duration_s": round(time.perf_counter() - t0, 3), "sampled": sample["sampled"],
+                                 "passed": ok}
+        self.log.event("verified", ok=ok, summary=verification["summary"])
+        return verification
+
+    # --- results ----------------------------------------------------------------------
+    def _fail(self, phase: str, message: str) -> None:
+        if self.state is not None:
+            self.state.error(phase, message)
+        self.log.event("failed", level="error", phase=phase, message=message)
+
+    def _dry_run_result(self, scan: ScanResult, plans: list[TargetPlan], actions: list[TargetAction]) -> dict[str, Any]:
+        would = {a.name: a.action for a in actions}
+        self.phases["import"] = {"records": 0, "batches": 0, "would_write_records": scan.valid,
+                                 "would_write_batches": sum(p.batches for p in plans),
+                                 "would_create": [n for n, a in would.items() if a in ("create", "replace")],
+                                 "duration_s": 0.0}
+        result = self._result(scan=scan, plans=plans)
+        result["target_actions"] = would
+        return result
+
+    def _result(self, failed: bool = False, verification: Optional[dict[str, Any]] = None,
+                scan: Optional[ScanResult] = None, plans: Optional[list[TargetPlan]] = None) -> dict[str, Any]:
+        state = self.state
+        data = state.data if state is not None else {}
+        scan_dict = scan.to_dict() if scan is not None else data.get("scan") or {}
+        elapsed = time.monotonic() - self.started
+        targets: dict[str, Any] = {}
+        if plans is not None:
+            targets = {p.name: {"expected": p.expected, "imported": 0, "batches": p.batches, "sources": p.sources,
+                                "space": p.space} for p in plans}
+        else:
+            for name, t in data.get("targets", {}).items():
+                targets[name] = {k: t.get(k) for k in ("expected", "imported", "batches_total", "batches_done",
+                                                        "sources", "space", "state", "preexisting")}
+        imported_now = self.phases.get("import", {}).get("records", 0)
+        import_s = self.phases.get("import", {}).get("duration_s", 0.0)
+        return {
+            "changed": self.changed,
+            "failed": failed,
+            "dry_run": self.check_mode,
+            "run_id": self.opts.run_id,
+            "phase": data.get("phase"),
+            "phases": self.phases,
+            "total": scan_dict.get("total", 0),
+            "valid": scan_dict.get("valid", 0),
+            "rejected": scan_dict.get("rejected", 0),
+            "valid_ratio": round(scan_dict["valid"] / scan_dict["total"], 6) if scan_dict.get("total") else 1.0,
+            "imported": int(data.get("successful_chunks", 0)),
+            "rejects_by_issue": scan_dict.get("by_issue", {}),
+            "rejects_sample": scan_dict.get("rejects_sample", []),
+            "by_source": scan_dict.get("by_source", {}),
+            "targets": targets,
+            "created_collections": data.get("created_collections", []),
+            "replaced_collections": data.get("replaced_collections", []),
+            "merged_collections": data.get("merged_collections", []),
+            "verification": verification,
+            "throughput_chunks_per_s": round(imported_now / import_s, 1) if import_s else 0.0,
+            "elapsed_s": round(elapsed, 3),
+            "attempts": data.get("attempts", 0),
+            "errors": data.get("errors", []),
+            "checkpoint_path": None if self.check_mode else self.ckpt_path,
+            "rejects_path": None if self.check_mode else self.opts.rejects_path,
+            "log_path": None if self.check_mode else self.opts.log_path,
+        }
+
+
+def _hnsw_meta(source: SourceCollection) -> dict[str, Any]:
+    return {k: v for k, v in source.metadata.items() if str(k).startswith("hnsw:")}
+
+
+def _add(items: list[str], name: str) -> list[str]:
+    return items if name in items else items + [name]
+
+
+def _exists(client: Any, name: str) -> bool:
+    return name in {c.name for c in client.list_collections()}
+
+
+def run_migration(options: MigrationOptions, check_mode: bool = False) -> dict[str, Any]:
+    """Run (or dry-run) a migration; raises MigrationError with a partial result on failure."""
+    return Migration(options, check_mode).run()

@@ -1,0 +1,114 @@
+"""Options of a migration run, validated before anything is touched (errors name the option)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .connection import ConnectionSpec
+from .importer import EXISTING_MODES
+from .transform import Transformer
+
+MAX_BATCH_SIZE = 5461
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # Chroma's default HTTP body limit is 40 MiB
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class OptionError(ValueError):
+    """A bad option; the message starts with its name."""
+
+
+@dataclass
+class MigrationOptions:
+    source: dict[str, Any]
+    target: dict[str, Any]
+    checkpoint_dir: str
+    collections: Optional[list[str]] = None
+    routing: Any = None
+    schema: Any = None
+    batch_size: int = 1000
+    run_id: Optional[str] = None
+    resume: bool = True
+    min_valid_ratio: float = 0.95
+    rejects_path: Optional[str] = None
+    max_retries: int = 5
+    retry_delay: float = 1.0
+    existing: str = "fail"
+    log_path: Optional[str] = None
+    verify_sample: int = 100
+    page_size: int = 1000
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    keep_spool: bool = False
+    # filled by validate()
+    source_spec: Optional[ConnectionSpec] = field(default=None, repr=False)
+    target_spec: Optional[ConnectionSpec] = field(default=None, repr=False)
+    transformer: Optional[Transformer] = field(default=None, repr=False)
+    fingerprint: str = ""
+
+    def validate(self) -> "MigrationOptions":
+        """Check every option; fill run_id and default paths; raise OptionError/ProfileError."""
+        self.source_spec = ConnectionSpec.from_dict(self.source, "source")
+        self.target_spec = ConnectionSpec.from_dict(self.target, "target")
+        if self.source_spec == self.target_spec:
+            raise OptionError("target: is the same Chroma as source; a migration needs another server or database")
+        _int_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        _int_range("max_retries", self.max_retries, 0, 100)
+        _int_range("verify_sample", self.verify_sample, 0, 100000)
+        _int_range("page_size", self.page_size, 1, MAX_BATCH_SIZE)
+        _int_range("max_body_bytes", self.max_body_bytes, 64 * 1024, 1 << 31)
+        if not 0.0 <= float(self.min_valid_ratio) <= 1.0:
+            raise OptionError(f"min_valid_ratio must be between 0 and 1, got {self.min_valid_ratio}")
+        if float(self.retry_delay) < 0:
+            raise OptionError(f"retry_delay must be >= 0 seconds, got {self.retry_delay}")
+        if self.existing not in EXISTING_MODES:
+            raise OptionError(f"existing must be one of {EXISTING_MODES}, got {self.existing!r}")
+        if self.collections is not None:
+            if not isinstance(self.collections, list) or not all(isinstance(c, str) and c for c in self.collections):
+                raise OptionError("collections must be a list of source collection names")
+        if not self.checkpoint_dir:
+            raise OptionError("checkpoint_dir is required (a local directory for checkpoint, lock and spool)")
+        self.checkpoint_dir = os.path.abspath(os.path.expanduser(self.checkpoint_dir))
+        self.transformer = Transformer.from_options(self.routing, self.schema)
+        self.fingerprint = self._fingerprint()
+        if self.run_id is None:
+            self.run_id = f"migrate-{self.fingerprint[:12]}"
+        if not RUN_ID.match(self.run_id):
+            raise OptionError(f"run_id must be 1-128 characters of [A-Za-z0-9._-], got {self.run_id!r}")
+        self.rejects_path = self.rejects_path or os.path.join(self.checkpoint_dir, f"{self.run_id}.rejects.jsonl")
+        self.log_path = self.log_path or os.path.join(self.checkpoint_dir, f"{self.run_id}.log.jsonl")
+        return self
+
+    def _fingerprint(self) -> str:
+        """What decides the target's content and the batch cut: resuming needs all of it unchanged."""
+        assert self.source_spec is not None and self.target_spec is not None
+        basis = {
+            "source": [self.source_spec.url, self.source_spec.path, self.source_spec.tenant, self.source_spec.database],
+            "target": [self.target_spec.url, self.target_spec.path, self.target_spec.tenant, self.target_spec.database],
+            "collections": self.collections,
+            "routing": self.routing,
+            "schema": self.schema,
+            "batch_size": self.batch_size,
+            "max_body_bytes": self.max_body_bytes,
+        }
+        return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()
+
+    def fingerprint_parts(self) -> dict[str, str]:
+        """Per-option digests, so a refused resume can say which option changed."""
+        parts = {"collections": self.collections, "routing": self.routing, "schema": self.schema,
+                 "batch_size": self.batch_size, "max_body_bytes": self.max_body_bytes,
+                 "source": self.source_spec.describe() if self.source_spec else None,
+                 "target": self.target_spec.describe() if self.target_spec else None}
+        return {k: hashlib.sha256(json.dumps(v, sort_keys=True, default=str).encode()).hexdigest()[:16]
+                for k, v in parts.items()}
+
+    @property
+    def spool_dir(self) -> str:
+        return os.path.join(self.checkpoint_dir, f"{self.run_id}.spool")
+
+
+def _int_range(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise OptionError(f"{name} must be an integer from {low} to {high}, got {value!r}")
