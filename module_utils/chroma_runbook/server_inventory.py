@@ -6,10 +6,17 @@ snapshot manifest). Read-only: nothing here writes to a server.
 """
 from __future__ import annotations
 
+import json
+import ssl
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Optional
+from urllib.parse import quote
 
 from .connection import ConnectionSpec, connect
+
+# Collections listed per request when reading a server over HTTP.
+LIST_PAGE = 100
 
 
 @dataclass(frozen=True)
@@ -70,21 +77,62 @@ def _configuration(collection: Any) -> Optional[dict[str, Any]]:
     return dict(raw) if isinstance(raw, Mapping) else None
 
 
-def read_inventory(
-    spec: ConnectionSpec | Mapping[str, Any],
-    names: Optional[Iterable[str]] = None,
-    with_configuration: bool = True,
-) -> ServerInventory:
-    """List the server's collections (or only ``names``) with counts.
+class RestReader:
+    """Chroma's v2 REST API, read-only, with plain urllib.
 
-    A collection listed in ``names`` that does not exist is reported with
-    count -1 and id "" so callers can say which one is missing.
+    Importing chromadb costs seconds; an inventory needs four GET routes, so
+    servers given by URL are read this way (embedded ``path`` servers go
+    through the chromadb client).
     """
-    if not isinstance(spec, ConnectionSpec):
-        spec = ConnectionSpec.from_dict(spec)
+
+    def __init__(self, spec: ConnectionSpec) -> None:
+        self.spec = spec
+        self.base = f"{spec.url}/api/v2"
+        self.db = f"{self.base}/tenants/{quote(spec.tenant, safe='')}/databases/{quote(spec.database, safe='')}"
+        self.context = None if spec.ssl_verify else ssl._create_unverified_context()  # noqa: SLF001 - operator asked
+
+    def get(self, url: str) -> Any:
+        request = urllib.request.Request(url, headers={"Accept": "application/json", **dict(self.spec.headers)})
+        with urllib.request.urlopen(request, timeout=self.spec.timeout, context=self.context) as resp:  # noqa: S310
+            return json.loads(resp.read().decode("utf-8"))
+
+    def heartbeat(self) -> int:
+        return int(self.get(f"{self.base}/heartbeat").get("nanosecond heartbeat", 0))
+
+    def collections(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self.get(f"{self.db}/collections?limit={LIST_PAGE}&offset={len(out)}")
+            out.extend(page)
+            if len(page) < LIST_PAGE:
+                return out
+
+    def count(self, collection_id: str) -> int:
+        return int(self.get(f"{self.db}/collections/{quote(collection_id, safe='')}/count"))
+
+
+def _read_rest(spec: ConnectionSpec, wanted: Optional[set[str]], with_configuration: bool) -> tuple[int, dict[str, CollectionInfo]]:
+    reader = RestReader(spec)
+    heartbeat = reader.heartbeat()
+    found: dict[str, CollectionInfo] = {}
+    for raw in reader.collections():
+        if wanted is not None and raw["name"] not in wanted:
+            continue
+        config = raw.get("configuration_json")
+        found[raw["name"]] = CollectionInfo(
+            name=raw["name"],
+            id=str(raw["id"]),
+            count=reader.count(str(raw["id"])),
+            metadata=dict(raw.get("metadata") or {}),
+            configuration=dict(config) if with_configuration and isinstance(config, Mapping) else None,
+            dimension=int(raw["dimension"]) if raw.get("dimension") is not None else None,
+        )
+    return heartbeat, found
+
+
+def _read_client(spec: ConnectionSpec, wanted: Optional[set[str]], with_configuration: bool) -> tuple[int, dict[str, CollectionInfo]]:
     client = connect(spec)
     heartbeat = int(client.heartbeat())
-    wanted = None if names is None else set(names)
     found: dict[str, CollectionInfo] = {}
     for collection in client.list_collections():
         if wanted is not None and collection.name not in wanted:
@@ -97,6 +145,24 @@ def read_inventory(
             configuration=_configuration(collection) if with_configuration else None,
             dimension=_dimension(collection),
         )
+    return heartbeat, found
+
+
+def read_inventory(
+    spec: ConnectionSpec | Mapping[str, Any],
+    names: Optional[Iterable[str]] = None,
+    with_configuration: bool = True,
+) -> ServerInventory:
+    """List the server's collections (or only ``names``) with counts.
+
+    A collection listed in ``names`` that does not exist is reported with
+    count -1 and id "" so callers can say which one is missing.
+    """
+    if not isinstance(spec, ConnectionSpec):
+        spec = ConnectionSpec.from_dict(spec)
+    wanted = None if names is None else set(names)
+    read = _read_rest if spec.url else _read_client
+    heartbeat, found = read(spec, wanted, with_configuration)
     for missing in sorted((wanted or set()) - set(found)):
         found[missing] = CollectionInfo(name=missing, id="", count=-1)
     return ServerInventory(
