@@ -95,7 +95,7 @@ class Migration:
         self.check_mode = check_mode
         self.progress = progress
         self.ckpt_path = checkpoint_path(self.opts.checkpoint_dir, str(self.opts.run_id))
-        self.log = RunLog(None if check_mode else self.opts.log_path, str(self.opts.run_id))
+        self.log = RunLog(None, str(self.opts.run_id))  # opened once the lock is held
         self.started = time.monotonic()
         self.phases: dict[str, dict[str, Any]] = {}
         self.changed = False
@@ -108,6 +108,7 @@ class Migration:
             return self._run_locked()
         lock = RunLock(self.opts.checkpoint_dir, str(self.opts.run_id)).acquire()
         try:
+            self.log = RunLog(self.opts.log_path, str(self.opts.run_id))
             return self._run_locked()
         finally:
             lock.release()

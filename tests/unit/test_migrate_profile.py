@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
+from tests.lab_vars import group_var
 
 from chroma_runbook.profile import ProfileError, parse_profile
 
@@ -21,7 +21,7 @@ def test_none_and_empty_mean_keep_metadata() -> None:
 
 
 def test_lab_profile_parses_with_the_seed_fields() -> None:
-    raw = yaml.safe_load((REPO / "group_vars/all/schema_profile.yml").read_text())["chroma_schema_profile"]
+    raw = group_var("schema_profile.yml", "chroma_schema_profile")
     profile = parse_profile(raw)
     core = [r.name for r in profile.fields]
     assert core == ["source", "source_file", "source_line", "author", "collection_type", "category",

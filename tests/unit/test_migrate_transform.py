@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import yaml
+from tests.lab_vars import group_var
 
 from chroma_runbook.records import Record
 from chroma_runbook.transform import Transformer
@@ -150,8 +150,8 @@ def test_collection_metadata_and_configuration() -> None:
 
 
 def lab_transformer() -> Transformer:
-    routing = yaml.safe_load((REPO / "group_vars/all/routing.yml").read_text())["chroma_routing"]
-    schema = yaml.safe_load((REPO / "group_vars/all/schema_profile.yml").read_text())["chroma_schema_profile"]
+    routing = group_var("routing.yml", "chroma_routing")
+    schema = group_var("schema_profile.yml", "chroma_schema_profile")
     return Transformer.from_options(routing, schema)
 
 
