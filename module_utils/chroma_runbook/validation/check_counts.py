@@ -1,0 +1,76 @@
+"""Check 1, count verification: every source record is on the target or quarantined.
+
+Data loss = source records that are neither on the target nor in the rejects file
+(without a rejects file: nor rejected by the profile, as the migration would).
+"""
+from __future__ import annotations
+
+from .context import CheckResult, Context
+from .thresholds import FAILED, PASSED, WARNING, pct
+
+
+def check_counts(ctx: Context) -> CheckResult:
+    located = ctx.located()
+    exp = ctx.expectation
+    missing = [rid for coll in ctx.source.values() for rid in coll.ids if rid not in located]
+    if ctx.rejects is not None:
+        quarantined = [rid for rid in missing if rid in ctx.rejects]
+        lost = [rid for rid in missing if rid not in ctx.rejects]
+        unconfirmed: list[str] = []
+    else:
+        quarantined = []
+        unconfirmed = [rid for rid in missing if rid in exp.rejected]
+        lost = [rid for rid in missing if rid not in exp.rejected]
+    expected_ids = {rid for records in exp.targets.values() for rid in records}
+    source_ids = {rid for coll in ctx.source.values() for rid in coll.ids}
+    unexpected = [rid for rid in located if rid not in expected_ids and rid not in source_ids]
+    imported_rejects = [rid for rid in located if rid in exp.rejected]
+    target_total = sum(ctx.target[n].count for n in ctx.target)
+    loss_pct = pct(len(lost), exp.source_total)
+    figures = {
+        "source_total": exp.source_total,
+        "expected_on_target": exp.expected_total,
+        "target_total": target_total,
+        "found_on_target": exp.source_total - len(missing),
+        "missing_from_target": len(missing),
+        "quarantined_in_rejects": len(quarantined),
+        "rejected_by_profile_unconfirmed": len(unconfirmed),
+        "rejected_by_profile": len(exp.rejected),
+        "lost": len(lost),
+        "data_loss_percentage": loss_pct,
+        "unexpected_on_target": len(unexpected),
+        "rejected_but_imported": len(imported_rejects),
+        "rejects_file_given": ctx.rejects is not None,
+        "per_target": {
+            name: {"expected": len(exp.targets.get(name, {})), "actual": ctx.target[name].count if name in ctx.target else 0}
+            for name in ctx.target_names()
+        },
+    }
+    if loss_pct > ctx.thresholds["max_data_loss_pct"] or lost:
+        status = FAILED
+    elif unexpected or imported_rejects:
+        status = WARNING
+    else:
+        status = PASSED
+    summary = (
+        f"{exp.source_total} source records: {figures['found_on_target']} on the target, "
+        f"{len(quarantined)} quarantined in the rejects file, "
+        + (f"{len(unconfirmed)} rejected by the profile (no rejects file to confirm), " if ctx.rejects is None else "")
+        + f"{len(lost)} lost ({loss_pct}%)"
+    )
+    result = CheckResult("count_verification", "Count verification", status, summary, figures)
+    result.add_offending("lost", lost, ctx.max_ids)
+    result.failed_ids.update(lost)
+    result.add_offending("quarantined", quarantined, ctx.max_ids)
+    result.add_offending("unexpected", unexpected, ctx.max_ids)
+    result.add_offending("rejected_but_imported", imported_rejects, ctx.max_ids)
+    result.notes.append(
+        "Data loss counts records that are neither on the target nor safely quarantined in the rejects file; "
+        "quarantined records are counted separately and are not loss."
+    )
+    if ctx.rejects is None and unconfirmed:
+        result.notes.append(
+            f"No rejects file was given: {len(unconfirmed)} missing records are ones the schema profile rejects, "
+            "so they are not counted as loss; they remain in the source and the snapshot."
+        )
+    return result

@@ -1,0 +1,73 @@
+"""What the target must hold: the source pushed through the migration's own Transformer."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ..record_checks import RecordValidator
+from ..records import Record
+from ..transform import Transformer
+from .sides import CollectionData
+
+
+@dataclass
+class Expected:
+    """One record the target must hold."""
+
+    source_collection: str
+    source_row: int
+    metadata: Optional[dict[str, Any]]
+    document: Optional[str]
+
+
+@dataclass
+class Expectation:
+    """Per target collection, the records it must hold; and the records the profile rejects."""
+
+    targets: dict[str, dict[str, Expected]] = field(default_factory=dict)
+    rejected: dict[str, list[str]] = field(default_factory=dict)       # id -> issue types
+    rejected_source: dict[str, str] = field(default_factory=dict)      # id -> source collection
+    source_total: int = 0
+    issue_counts: Counter = field(default_factory=Counter)
+    source_targets_of: dict[str, set[str]] = field(default_factory=dict)  # source coll -> targets fed
+
+    @property
+    def expected_total(self) -> int:
+        return sum(len(v) for v in self.targets.values())
+
+    def target_of(self) -> dict[str, list[str]]:
+        """id -> the target collections it is expected in (normally one)."""
+        out: dict[str, list[str]] = {}
+        for target, records in self.targets.items():
+            for rid in records:
+                out.setdefault(rid, []).append(target)
+        return out
+
+
+def build_expectation(transformer: Transformer, source: dict[str, CollectionData]) -> Expectation:
+    """Transform every source record (in collection order, then insertion order)."""
+    declared = {t: transformer.declared_dimension(t) for t in transformer.target_collections()}
+    validator = RecordValidator(declared_dimensions=declared, unique_fields=transformer.unique_fields())
+    exp = Expectation()
+    for name, coll in source.items():
+        fed = exp.source_targets_of.setdefault(name, set())
+        for row, rid in enumerate(coll.ids):
+            record = Record(
+                id=rid,
+                embedding=coll.vectors[row] if coll.vectors.size else None,
+                document=coll.documents[row],
+                metadata=coll.metadatas[row],
+                source_collection=name,
+            )
+            out = transformer.transform(record, source_space=coll.space)
+            issues = validator.validate(out)
+            exp.source_total += 1
+            if issues:
+                exp.rejected[rid] = list(issues)
+                exp.rejected_source[rid] = name
+                exp.issue_counts.update(i.split(":")[0] for i in issues)
+                continue
+            fed.add(out.target_collection)
+            exp.targets.setdefault(out.target_collection, {})[rid] = Expected(name, row, out.metadata, out.document)
+    return exp

@@ -1,0 +1,164 @@
+"""Runs the eight checks and decides PASSED / WARNING / FAILED and whether to roll back."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from ..transform import Transformer
+from .check_citations import check_citations
+from .check_counts import check_counts
+from .check_distribution import check_distribution
+from .check_duplicates import check_duplicates
+from .check_embeddings import check_embeddings
+from .check_field_types import check_field_types
+from .check_metadata import check_metadata
+from .check_semantic import check_semantic
+from .context import CheckResult, Context
+from .expectation import build_expectation
+from .inputs import load_rejects, load_test_queries
+from .report import write_reports
+from .sides import ParallelReader, finish_side, list_names, start_side
+from .thresholds import FAILED, PASSED, ROLLBACK_REASONS, SKIPPED, WARNING, grade_high, merge_thresholds, pct, worst
+
+CHECKS: Sequence[Callable[[Context], CheckResult]] = (
+    check_counts,          # 1
+    check_embeddings,      # 2
+    check_metadata,        # 3
+    check_semantic,        # 4
+    check_distribution,    # 5
+    check_duplicates,      # 6
+    check_field_types,     # 7
+    check_citations,       # 8
+)
+
+
+@dataclass
+class ValidationOptions:
+    """The module's options, parsed."""
+
+    report_dir: str
+    collections: Optional[list[str]] = None
+    k: int = 10
+    sample_size: int = 50
+    seed: int = 42
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    rejects_path: Optional[str] = None
+    test_queries_path: Optional[str] = None
+    page_size: int = 1000
+    max_listed_ids: int = 20
+    workers: int = 4
+    source_label: str = ""
+    target_label: str = ""
+
+    def check(self) -> None:
+        """Errors name the option."""
+        for name in ("k", "sample_size", "page_size", "max_listed_ids", "workers"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+def _target_names(transformer: Transformer, source_names: Sequence[str], existing: Sequence[str]) -> list[str]:
+    """Target collections records can land in: routing/profile targets, and source names
+    (records no rule matches keep their collection name)."""
+    names: list[str] = []
+    for name in [*transformer.target_collections(), *source_names]:
+        if name in existing and name not in names:
+            names.append(name)
+    return names
+
+
+def _record_pass_rate(ctx: Context, results: list[CheckResult]) -> float:
+    expected_ids = {rid for recs in ctx.expectation.targets.values() for rid in recs}
+    failed = set().union(*(r.failed_ids for r in results)) & expected_ids
+    lost = set(next(r for r in results if r.name == "count_verification").failed_ids)
+    denominator = len(expected_ids | lost)
+    return round(100.0 - pct(len(failed | lost), denominator), 4) if denominator else 100.0
+
+
+def decide(results: list[CheckResult], loss_pct: float, divergence: float, pass_status: str,
+           thresholds: dict[str, float]) -> tuple[str, list[str]]:
+    """Overall status and the rollback reasons (most important first)."""
+    reasons: list[str] = []
+    if loss_pct > thresholds["max_data_loss_pct"]:
+        reasons.append(ROLLBACK_REASONS["data_loss"])
+    if divergence > thresholds["max_semantic_divergence_pct"]:
+        reasons.append(ROLLBACK_REASONS["semantic_divergence"])
+    for result in results:
+        if result.status == FAILED and result.rollback_reason not in reasons:
+            reasons.append(result.rollback_reason)
+    if pass_status == FAILED:
+        reasons.append(ROLLBACK_REASONS["record_pass_rate"])
+    status = FAILED if reasons else worst(pass_status, *(r.status for r in results))
+    return (PASSED if status == SKIPPED else status), reasons
+
+
+def run_validation(source_client: Any, target_client: Any, transformer: Transformer,
+                   options: ValidationOptions) -> dict[str, Any]:
+    """Read both sides once, run the checks, write the reports; return the result dict."""
+    started = time.monotonic()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    options.check()
+    thresholds = merge_thresholds(options.thresholds)
+    rejects = load_rejects(options.rejects_path) if options.rejects_path else None
+    queries = load_test_queries(options.test_queries_path) if options.test_queries_path else []
+    source_names = options.collections or list_names(source_client)
+    target_names = _target_names(transformer, source_names, list_names(target_client))
+    reader = ParallelReader(options.workers)
+    try:
+        pending_source = start_side(reader, source_client, source_names, options.page_size, True, "source")
+        pending_target = start_side(reader, target_client, target_names, options.page_size, False, "target")
+        source = finish_side(pending_source)
+        expectation = build_expectation(transformer, source)   # overlaps with the target's pages
+        target = finish_side(pending_target)
+    finally:
+        reader.close()
+    ctx = Context(source, target, expectation, transformer, thresholds, rejects, options.k,
+                  options.sample_size, options.seed, options.max_listed_ids, queries)
+    results = [check(ctx) for check in CHECKS]
+    counts = results[0].figures
+    loss_pct = counts["data_loss_percentage"]
+    divergence = results[3].figures["semantic_divergence_percentage"]
+    pass_rate = _record_pass_rate(ctx, results)
+    pass_status = grade_high(pass_rate, thresholds["pass_rate_pass_pct"], thresholds["pass_rate_warn_pct"],
+                             strict_pass=True)
+    if pass_rate == 100.0:
+        pass_status = PASSED
+    overall, reasons = decide(results, loss_pct, divergence, pass_status, thresholds)
+    report: dict[str, Any] = {
+        "overall_status": overall,
+        "rollback_triggered": overall == FAILED,
+        "rollback_reason": reasons[0] if reasons else None,
+        "rollback_reasons": reasons,
+        "data_loss_percentage": loss_pct,
+        "semantic_divergence_percentage": divergence,
+        "record_pass_rate": pass_rate,
+        "record_pass_rate_status": pass_status,
+        "records": {k: counts[k] for k in ("found_on_target", "quarantined_in_rejects", "lost",
+                                           "rejected_by_profile", "rejected_by_profile_unconfirmed")},
+        "rejected_by_profile_issue_types": dict(expectation.issue_counts),
+        "source": options.source_label,
+        "target": options.target_label,
+        "source_collections": {n: c.count for n, c in source.items()},
+        "target_collections": {n: c.count for n, c in target.items()},
+        "source_total": expectation.source_total,
+        "target_total": sum(c.count for c in target.values()),
+        "rejects_path": options.rejects_path,
+        "test_queries_path": options.test_queries_path,
+        "thresholds": thresholds,
+        "checks": [r.as_dict() for r in results],
+        "summary": {
+            "total": len(results),
+            "passed": sum(r.status == PASSED for r in results),
+            "warnings": sum(r.status == WARNING for r in results),
+            "failed": sum(r.status == FAILED for r in results),
+            "skipped": sum(r.status == SKIPPED for r in results),
+        },
+        "started_at": started_at,
+    }
+    report["duration_seconds"] = round(time.monotonic() - started, 3)
+    md_path, json_path = write_reports(Path(options.report_dir), report)
+    report["report_md"], report["report_json"] = md_path, json_path
+    return report

@@ -1,0 +1,122 @@
+"""Reading one side (source or target) once, page by page, into compact arrays."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from ..snapshot import distance_space, iter_raw_pages
+
+
+@dataclass
+class CollectionData:
+    """Everything the checks need from one collection, rows in insertion order."""
+
+    name: str
+    space: str
+    ids: list[str]
+    vectors: np.ndarray                 # (n, dim) float32; (0, 0) when empty
+    documents: list[Optional[str]]
+    metadatas: list[Optional[dict[str, Any]]]
+    handle: Any = None                  # the chromadb collection (for queries)
+    row: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.row = {rid: i for i, rid in enumerate(self.ids)}
+
+    @property
+    def count(self) -> int:
+        return len(self.ids)
+
+    @property
+    def dimension(self) -> Optional[int]:
+        return int(self.vectors.shape[1]) if self.vectors.ndim == 2 and self.vectors.shape[0] else None
+
+
+def read_collection(collection: Any, page_size: int) -> CollectionData:
+    """All records of ``collection`` (embeddings as float32), page by page."""
+    return assemble(collection, list(iter_raw_pages(collection, page_size)))
+
+
+def assemble(collection: Any, pages: list[dict[str, Any]]) -> CollectionData:
+    """One CollectionData from ``get()`` pages in offset order."""
+    ids: list[str] = []
+    docs: list[Optional[str]] = []
+    metas: list[Optional[dict[str, Any]]] = []
+    blocks: list[np.ndarray] = []
+    for page in pages:
+        n = len(page["ids"])
+        if not n:
+            continue
+        ids.extend(page["ids"])
+        docs.extend(page.get("documents") or [None] * n)
+        metas.extend(page.get("metadatas") or [None] * n)
+        blocks.append(_page_matrix(page.get("embeddings"), n, collection.name, len(ids) - n))
+    dims = {b.shape[1] for b in blocks if b.size}
+    if len(dims) > 1:
+        raise ValueError(f"collection {collection.name}: pages with different dimensions {sorted(dims)}")
+    vectors = np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)
+    return CollectionData(collection.name, distance_space(collection), ids, vectors, docs, metas, collection)
+
+
+class ParallelReader:
+    """Fetches the pages of many collections (of one or two servers) with a few threads.
+
+    Offsets come from ``count()``; pages are stable only while writes are frozen, so
+    the assembled ids are checked against the count (a moving collection is an error).
+    """
+
+    def __init__(self, workers: int = 4) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=workers)
+
+    def submit(self, collection: Any, page_size: int) -> Callable[[], CollectionData]:
+        """Start fetching ``collection``; the returned callable waits and assembles it."""
+        total = int(collection.count())
+        futures = [
+            self.pool.submit(collection.get, limit=page_size, offset=offset,
+                             include=["embeddings", "documents", "metadatas"])
+            for offset in range(0, total, page_size)
+        ]
+
+        def result() -> CollectionData:
+            data = assemble(collection, [f.result() for f in futures])
+            if data.count != total or len(set(data.ids)) != total:
+                raise ValueError(f"collection {collection.name} changed while it was read "
+                                 f"({total} counted, {data.count} read): are writes frozen?")
+            return data
+
+        return result
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _page_matrix(raw: Any, n: int, name: str, offset: int) -> np.ndarray:
+    if raw is None or len(raw) != n:
+        raise ValueError(f"collection {name}: page at offset {offset} came back without all embeddings")
+    try:
+        return np.asarray(raw, dtype=np.float32).reshape(n, -1)
+    except ValueError as exc:
+        raise ValueError(f"collection {name}: ragged embeddings in the page at offset {offset}: {exc}") from exc
+
+
+def start_side(reader: ParallelReader, client: Any, names: Sequence[str], page_size: int,
+               must_exist: bool, side: str) -> dict[str, Callable[[], CollectionData]]:
+    """Start reading the named collections of one server; absent ones are skipped unless ``must_exist``."""
+    available = {c.name: c for c in client.list_collections()}
+    missing = [n for n in names if n not in available]
+    if must_exist and missing:
+        raise ValueError(f"collections {missing} do not exist on the {side} (it has: {sorted(available)})")
+    return {n: reader.submit(available[n], page_size) for n in names if n in available}
+
+
+def finish_side(pending: dict[str, Callable[[], CollectionData]]) -> dict[str, CollectionData]:
+    """Wait for every collection started by :func:`start_side`."""
+    return {name: wait() for name, wait in pending.items()}
+
+
+def list_names(client: Any) -> list[str]:
+    """Collection names of a server, sorted."""
+    return sorted(c.name for c in client.list_collections())
