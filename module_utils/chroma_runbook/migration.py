@@ -136,8 +136,8 @@ class Migration:
     def _phases(self, previous: Optional[dict[str, Any]]) -> dict[str, Any]:
         opts, state = self.opts, self.state
         assert state is not None
-        src_client = connect(opts.source_spec)
-        tgt_client = connect(opts.target_spec)
+        src_client = _connect(opts.source_spec, "source")
+        tgt_client = _connect(opts.target_spec, "target")
         sources = select_collections(src_client, opts.collections)
         counts = {s.name: s.count for s in sources}
         if previous is not None and previous.get("source_counts") and previous["source_counts"] != counts:
@@ -439,6 +439,8 @@ class Migration:
                                  "duration_s": 0.0}
         result = self._result(scan=scan, plans=plans)
         result["target_actions"] = would
+        # check mode reports whether a real run would change the target
+        result["changed"] = scan.valid > 0 or any(a in ("create", "replace") for a in would.values())
         return result
 
     def _result(self, failed: bool = False, verification: Optional[dict[str, Any]] = None,
@@ -485,6 +487,13 @@ class Migration:
             "rejects_path": None if self.check_mode else self.opts.rejects_path,
             "log_path": None if self.check_mode else self.opts.log_path,
         }
+
+
+def _connect(spec: Any, side: str) -> Any:
+    try:
+        return connect(spec)
+    except Exception as exc:  # noqa: BLE001 - the client raises ValueError, httpx errors...
+        raise RuntimeError(f"cannot connect to the {side} {spec.describe()}: {exc}") from exc
 
 
 def _hnsw_meta(source: SourceCollection) -> dict[str, Any]:
