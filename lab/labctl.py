@@ -13,12 +13,14 @@ nothing listens on the lab's ports. The map of the lab is written to DIR/lab.jso
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from . import dataset
 from .health import Probe, probe_all, wait_healthy
@@ -26,8 +28,10 @@ from .layout import DEFAULT_DIR, DEFAULT_PORT_BASE, PROGRAMS, LabLayout, LayoutE
 from .processes import (
     NGINX,
     LabError,
+    Listener,
     foreign_listeners,
     is_orphan_of,
+    lab_pids,
     listeners,
     nginx_process,
     program_states,
@@ -76,10 +80,25 @@ def _check_tools(bin_dir: Path) -> None:
 
 
 def _check_same_base(layout: LabLayout) -> None:
+    """A lab directory keeps its port base: app.env and upstream.conf name its ports."""
     recorded = read_map(layout.lab_json).get("port_base")
-    if recorded is not None and recorded != layout.port_base and is_running(layout):
-        raise LabError(f"the lab in {layout.root} runs on port base {recorded}, not {layout.port_base}; "
-                       f"run `python -m lab.labctl down --dir {layout.root}` first")
+    if recorded is not None and recorded != layout.port_base:
+        state = "runs" if is_running(layout) else "was made"
+        raise LabError(f"the lab in {layout.root} {state} on port base {recorded}, not {layout.port_base}; "
+                       f"use --port-base {recorded} or another --dir")
+
+
+@contextmanager
+def _lab_lock(layout: LabLayout) -> Iterator[None]:
+    """One labctl at a time per lab directory."""
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with open(layout.root / ".labctl.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say(f"another labctl works on {layout.root}; waiting for it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _clear_ports(layout: LabLayout, say: Say) -> None:
@@ -123,9 +142,25 @@ def _fatal_reason(layout: LabLayout) -> Optional[str]:
     return None
 
 
-def write_map(layout: LabLayout, variant: str, scale: float, seed: int) -> None:
-    info = layout.describe({"variant": variant, "scale": scale, "seed": seed})
-    write_if_changed(layout.lab_json, json.dumps(info, indent=2) + "\n")
+def write_map(layout: LabLayout, dataset_info: dict[str, Any]) -> None:
+    write_if_changed(layout.lab_json, json.dumps(layout.describe(dataset_info), indent=2) + "\n")
+
+
+def _load_dataset(layout: LabLayout, requested: dict[str, Any], say: Say) -> dict[str, Any]:
+    """Load the dataset into the source unless it holds it; returns what the source holds."""
+    recorded = read_map(layout.lab_json).get("dataset")
+    report = dataset.load(layout.url("source_chroma"), requested["variant"], requested["scale"], requested["seed"])
+    if report.loaded:
+        say(f"source {layout.url('source_chroma')}: {report.summary()}")
+        return requested
+    if recorded and recorded != requested:
+        say(f"the source already holds {_dataset_label(recorded)}; {_dataset_label(requested)} not loaded "
+            f"(to change it: down, remove {layout.data_dir('source_chroma')}, up)")
+    return recorded or requested
+
+
+def _dataset_label(info: dict[str, Any]) -> str:
+    return f"the {info.get('variant')} dataset (scale {info.get('scale')}, seed {info.get('seed')})"
 
 
 def up(layout: LabLayout, variant: str = "legacy", scale: float = 1.0, seed: int = dataset.DEFAULT_SEED,
@@ -134,62 +169,73 @@ def up(layout: LabLayout, variant: str = "legacy", scale: float = 1.0, seed: int
     bin_dir = venv_bin()
     _check_tools(bin_dir)
     _check_same_base(layout)
-    for path in render_all(layout, bin_dir):
-        say(f"wrote {path}")
-    _clear_ports(layout, say)
-    _ensure_supervisord(layout, bin_dir, say)
-    _ensure_nginx(layout, say)
-    write_map(layout, variant, scale, seed)
-    try:
-        wait_healthy(layout, timeout, lambda: _fatal_reason(layout))
-    except TimeoutError as exc:
-        raise LabError(f"the lab in {layout.root} is not healthy: {exc}") from exc
-    report = dataset.load(layout.url("source_chroma"), variant, scale, seed)
-    if report.loaded:
-        say(f"source {layout.url('source_chroma')}: {report.summary()}")
+    with _lab_lock(layout):
+        for path in render_all(layout, bin_dir):
+            say(f"wrote {path}")
+        _clear_ports(layout, say)
+        if not layout.lab_json.exists():
+            write_map(layout, {})
+        _ensure_supervisord(layout, bin_dir, say)
+        _ensure_nginx(layout, say)
+        try:
+            wait_healthy(layout, timeout, lambda: _fatal_reason(layout))
+        except TimeoutError as exc:
+            raise LabError(f"the lab in {layout.root} is not healthy: {exc}") from exc
+        held = _load_dataset(layout, {"variant": variant, "scale": scale, "seed": seed}, say)
+        write_map(layout, held)
     return probe_all(layout)
 
 
 def down(layout: LabLayout, timeout: float = 30.0, say: Say = _say) -> None:
-    """Stop everything this lab started; wait until nothing listens on its ports."""
-    pid = stop_supervisord(layout)
-    if pid:
-        say(f"supervisord (pid {pid}) shut down with its programs")
-    pid = stop_nginx(layout)
-    if pid:
-        say(f"nginx (pid {pid}) stopped")
-    deadline = time.monotonic() + timeout
-    while True:
-        held = listeners(layout)
-        for item in stop_orphans(layout, held):
-            say(f"stopped a leftover of this lab: {item.describe()}")
-        held = listeners(layout)
-        if not held:
-            return
-        if time.monotonic() > deadline:
-            lines = "\n  ".join(item.describe() for item in held)
-            raise LabError(f"after stopping the lab in {layout.root}, still listening:\n  {lines}")
-        time.sleep(0.2)
+    """Stop everything this lab started; wait until none of it listens on the lab's ports."""
+    if not layout.root.exists():
+        say(f"no lab in {layout.root}")
+        return
+    with _lab_lock(layout):
+        ours = lab_pids(layout)
+        pid = stop_supervisord(layout)
+        if pid:
+            say(f"supervisord (pid {pid}) shut down with its programs")
+        pid = stop_nginx(layout)
+        if pid:
+            say(f"nginx (pid {pid}) stopped")
+        deadline = time.monotonic() + timeout
+        while True:
+            for item in stop_orphans(layout, listeners(layout)):
+                say(f"stopped a leftover of this lab: {item.describe()}")
+            held = listeners(layout)
+            if not [item for item in held if item.pid in ours or is_orphan_of(layout, item)]:
+                break
+            if time.monotonic() > deadline:
+                lines = "\n  ".join(item.describe() for item in held)
+                raise LabError(f"after stopping the lab in {layout.root}, still listening:\n  {lines}")
+            time.sleep(0.2)
+    for item in held:
+        say(f"warning: {item.describe()}, which is not part of this lab")
 
 
 def status_rows(layout: LabLayout) -> list[tuple[str, str, str, str, str]]:
     """(component, port, pid, state, health) per component."""
     states = program_states(layout)
     probes = probe_all(layout)
+    ours = lab_pids(layout)
+    strangers = {item.component: item for item in listeners(layout) if item.pid not in ours}
     sup = supervisord_process(layout)
     rows = [("supervisord", "-", str(sup.pid) if sup else "-", "running" if sup else "stopped",
              str(layout.supervisor_socket))]
     ngx = nginx_process(layout)
     rows.append(("nginx", str(layout.port("nginx")), str(ngx.pid) if ngx else "-",
-                 "running" if ngx else "stopped", _health(probes["nginx"])))
+                 "running" if ngx else "stopped", _health(probes["nginx"], strangers.get("nginx"))))
     for program in PROGRAMS:
         info = states.get(program, {})
         rows.append((program, str(layout.port(program)), str(info.get("pid") or "-"),
-                     info.get("statename", "stopped"), _health(probes[program])))
+                     info.get("statename", "stopped"), _health(probes[program], strangers.get(program))))
     return rows
 
 
-def _health(probe: Probe) -> str:
+def _health(probe: Probe, stranger: Optional[Listener]) -> str:
+    if stranger is not None:
+        return f"NOT THIS LAB: {stranger.describe()}"
     return ("ok: " if probe.ok else "DOWN: ") + probe.detail
 
 
@@ -235,7 +281,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 0
         if args.action == "down":
             down(layout)
-            _say(f"down: nothing listens on ports {', '.join(map(str, layout.ports.values()))}")
+            _say(f"down: nothing of this lab listens on ports {', '.join(map(str, layout.ports.values()))}")
             return 0
         return 0 if status(layout) else 1
     except (LabError, LayoutError, ValueError) as exc:

@@ -221,7 +221,7 @@ def _command(pid: Optional[int]) -> str:
     if not pid:
         return "unknown"
     try:
-        return " ".join(psutil.Process(pid).cmdline())[:160] or psutil.Process(pid).name()
+        return " ".join(" ".join(psutil.Process(pid).cmdline()).split())[:200] or psutil.Process(pid).name()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return "unknown"
 

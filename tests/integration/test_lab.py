@@ -241,6 +241,16 @@ def test_cutover_is_editing_app_env_and_restarting(lab: LabLayout) -> None:
              30, "app_chatbot back on the front door")
 
 
+def test_a_lab_dir_keeps_its_port_base_and_its_dataset(lab: LabLayout) -> None:
+    other = str(lab.port_base + PORT_SPAN)
+    done = labctl("up", "--dir", str(lab.root), "--port-base", other)
+    assert done.returncode == 2
+    assert f"runs on port base {lab.port_base}, not {other}" in done.stderr
+    done = labctl("up", "--dir", str(lab.root), "--variant", "damaged")
+    assert done.returncode == 0 and "the damaged dataset (scale 1.0, seed 42) not loaded" in done.stdout
+    assert json.loads(lab.lab_json.read_text())["dataset"]["variant"] == "legacy"
+
+
 def test_port_held_by_a_stranger_is_a_clear_error(tmp_path: Path) -> None:
     base = free_port_base()
     stranger = subprocess.Popen([sys.executable, "-m", "http.server", str(base + 2), "--bind", "127.0.0.1"],
