@@ -127,12 +127,16 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def report_paths(report_dir: Path) -> tuple[str, str]:
+    """Where the Markdown and JSON reports go."""
+    return str(Path(report_dir) / "validation_report.md"), str(Path(report_dir) / "validation_report.json")
+
+
 def write_reports(report_dir: Path, report: dict[str, Any]) -> tuple[str, str]:
     """Render both reports into ``report_dir``; return their paths."""
     make_private_dir(Path(report_dir))
-    md_path = Path(report_dir) / "validation_report.md"
-    json_path = Path(report_dir) / "validation_report.json"
-    report = dict(report, report_md=str(md_path), report_json=str(json_path))
+    md_path, json_path = (Path(p) for p in report_paths(report_dir))
+    report = dict(report, report_md=str(md_path), report_json=str(json_path), reports_written=True)
     _write_atomic(json_path, render_json(report))
     _write_atomic(md_path, render_markdown(report))
     return str(md_path), str(json_path)

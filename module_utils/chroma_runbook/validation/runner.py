@@ -19,7 +19,7 @@ from .check_semantic import check_semantic
 from .context import CheckResult, Context
 from .expectation import build_expectation
 from .inputs import load_rejects, load_test_queries
-from .report import write_reports
+from .report import report_paths, write_reports
 from .sides import ParallelReader, finish_side, list_names, start_side
 from .thresholds import FAILED, PASSED, ROLLBACK_REASONS, SKIPPED, WARNING, grade_high, merge_thresholds, pct, worst
 
@@ -58,6 +58,7 @@ class ValidationOptions:
         for name in ("k", "sample_size", "page_size", "max_listed_ids", "workers"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        merge_thresholds(self.thresholds)
 
 
 def _target_names(transformer: Transformer, source_names: Sequence[str], existing: Sequence[str]) -> list[str]:
@@ -96,8 +97,9 @@ def decide(results: list[CheckResult], loss_pct: float, divergence: float, pass_
 
 
 def run_validation(source_client: Any, target_client: Any, transformer: Transformer,
-                   options: ValidationOptions) -> dict[str, Any]:
-    """Read both sides once, run the checks, write the reports; return the result dict."""
+                   options: ValidationOptions, write: bool = True) -> dict[str, Any]:
+    """Read both sides once, run the checks, write the reports (unless ``write`` is false:
+    check mode); return the result dict."""
     started = time.monotonic()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     options.check()
@@ -159,6 +161,10 @@ def run_validation(source_client: Any, target_client: Any, transformer: Transfor
         "started_at": started_at,
     }
     report["duration_seconds"] = round(time.monotonic() - started, 3)
-    md_path, json_path = write_reports(Path(options.report_dir), report)
+    if write:
+        md_path, json_path = write_reports(Path(options.report_dir), report)
+    else:
+        md_path, json_path = report_paths(Path(options.report_dir))
     report["report_md"], report["report_json"] = md_path, json_path
+    report["reports_written"] = write
     return report

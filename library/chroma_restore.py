@@ -1,0 +1,166 @@
+#!/usr/bin/python
+"""Ansible module: restore a verified chroma_snapshot (thin wrapper over the engine)."""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: chroma_restore
+short_description: Restore a Chroma server (or persist directory) from a verified snapshot
+description:
+  - "Verifies the snapshot at O(path) first: the manifest against its own checksum, then the size and
+    SHA-256 of every file, record counts and embedding sizes. One changed byte and the restore is
+    refused with the file named, before anything is written."
+  - "Logical snapshot: recreates each collection on O(target) with its original configuration (HNSW space
+    and parameters) and metadata, and loads it in batches of O(batch_size); the final counts are
+    compared with the manifest. A same-named collection on the target is an error unless O(replace),
+    which drops it first. O(collections) restores a subset."
+  - "Physical snapshot: copies the persist directory into O(persist_dir) (the previous directory is kept
+    next to it as C(NAME.pre-restore-TIME)); refused while a server answers on O(target.url) or holds
+    the directory open."
+  - "A restore is an action, not a state: the runbook calls it only when the source must be rebuilt.
+    Run again without O(replace) it fails on the collections it created rather than duplicate them."
+  - Check mode verifies the snapshot and the target and reports what would be restored, writing nothing.
+version_added: "1.0.0"
+author: chroma-runbook
+options:
+  path:
+    description: The snapshot directory (written by chroma_snapshot).
+    type: path
+    required: true
+  target:
+    description:
+      - "Connection dict of the server to restore into: C(url) or C(path), plus optional C(tenant),
+        C(database), C(headers), C(ssl_verify), C(timeout). Required for logical snapshots."
+      - For physical snapshots its C(url), when given, must not answer.
+    type: dict
+  collections:
+    description: Only these collections of the snapshot. Default is all. A name not in the snapshot is an error.
+    type: list
+    elements: str
+  replace:
+    description: Drop same-named collections on the target before restoring them.
+    type: bool
+    default: false
+  batch_size:
+    description: Records per add request (capped by the server's maximum batch size).
+    type: int
+    default: 1000
+  persist_dir:
+    description: Destination persist directory for a physical snapshot.
+    type: path
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Rebuild the source from the pre-migration snapshot
+  chroma_restore:
+    path: "{{ chroma_runs_dir }}/{{ run_id }}/snapshot"
+    target: "{{ chroma_source }}"
+    replace: true
+
+- name: Verify a snapshot without touching anything
+  chroma_restore:
+    path: "{{ chroma_runs_dir }}/{{ run_id }}/snapshot"
+    target: "{{ chroma_source }}"
+    replace: true
+  check_mode: true
+"""
+
+RETURN = r"""
+snapshot_id:
+  description: Id of the restored snapshot.
+  returned: always
+  type: str
+verified_files:
+  description: Files whose SHA-256 was checked.
+  returned: always
+  type: int
+verified_bytes:
+  description: Bytes checked.
+  returned: always
+  type: int
+restored:
+  description: Collection name to record count restored (in check mode, that would be restored).
+  returned: logical snapshots
+  type: dict
+replaced:
+  description: Collections that were (or would be) dropped first.
+  returned: logical snapshots
+  type: list
+  elements: str
+total_records:
+  description: Records restored.
+  returned: logical snapshots
+  type: int
+previous_moved_to:
+  description: Where the previous persist directory was moved.
+  returned: physical snapshots
+  type: str
+duration_seconds:
+  description: Time the restore took.
+  returned: logical snapshots
+  type: float
+message:
+  description: One line for the operator.
+  returned: always
+  type: str
+"""
+
+from pathlib import Path
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible.module_utils.chroma_runbook.connection import CONNECTION_ARG_SPEC, ConnectionSpec, connect
+from ansible.module_utils.chroma_runbook.manifest import SnapshotError, load_manifest
+from ansible.module_utils.chroma_runbook.physical_snapshot import restore_physical
+from ansible.module_utils.chroma_runbook.restore import RestoreRefused, restore_snapshot
+from ansible.module_utils.chroma_runbook.snapshot import SnapshotRefused
+
+ARGUMENT_SPEC = {
+    "path": {"type": "path", "required": True},
+    "target": {"type": "dict", "options": CONNECTION_ARG_SPEC},
+    "collections": {"type": "list", "elements": "str"},
+    "replace": {"type": "bool", "default": False},
+    "batch_size": {"type": "int", "default": 1000},
+    "persist_dir": {"type": "path"},
+}
+
+
+def run_module() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    if params["batch_size"] < 1:
+        module.fail_json(msg=f"batch_size must be >= 1, got {params['batch_size']}")
+    path = Path(params["path"])
+    try:
+        kind = load_manifest(path)["kind"]
+        if kind == "physical":
+            if not params["persist_dir"]:
+                module.fail_json(msg=f"{path} is a physical snapshot: persist_dir is required")
+            url = (params["target"] or {}).get("url")
+            result = restore_physical(path, Path(params["persist_dir"]), url, module.check_mode).as_dict()
+        else:
+            if not params["target"]:
+                module.fail_json(msg=f"{path} is a logical snapshot: target is required")
+            client = connect(ConnectionSpec.from_dict(params["target"], "target"))
+            result = restore_snapshot(client, path, params["collections"], params["replace"],
+                                      params["batch_size"], module.check_mode).as_dict()
+    except (SnapshotError, RestoreRefused, SnapshotRefused, ValueError) as exc:
+        module.fail_json(msg=f"restore refused: {exc}")
+    except Exception as exc:  # noqa: BLE001 - client/IO errors: name them
+        module.fail_json(msg=f"restore from {path} failed: {type(exc).__name__}: {exc}")
+    if module.check_mode:
+        result["changed"] = bool(result.get("restored")) or kind == "physical"
+    module.exit_json(**result)
+
+
+def main() -> None:
+    run_module()
+
+
+if __name__ == "__main__":
+    main()

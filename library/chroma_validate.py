@@ -1,0 +1,241 @@
+#!/usr/bin/python
+"""Ansible module: the eight validation checks of a migration (thin wrapper over the engine)."""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: chroma_validate
+short_description: Validate a migrated Chroma target against its source (eight checks, go/no-go)
+description:
+  - "Reads the source and the target once, page by page, and predicts what the target must hold by
+    pushing every source record through the same routing and schema profile (the engine's
+    Transformer) that chroma_migrate used."
+  - "Runs the eight checks of the seed's validator: count verification (data loss), embedding
+    integrity (same vectors within tolerance, no NaN, expected dimension), metadata completeness
+    (required fields, and values equal to what the profile produces), semantic search equivalence
+    (recall@k against exact numpy neighbours on a sample of queries, on both sides; divergence is the
+    recall the target lost), collection distribution, duplicate detection (ids in two collections,
+    identical documents routed twice), field type validation and citation references."
+  - "Records listed in O(rejects_path) are reported as quarantined, not as loss: data loss is the
+    share of source records that are neither on the target nor in the rejects file."
+  - "Decides C(overall_status) PASSED / WARNING / FAILED with the seed's thresholds (data loss > 5% or
+    divergence > 20% fail and trigger a rollback; the runbook's decision table for WARNING) and gives
+    C(rollback_reason) with the seed's wording."
+  - "It only reads the servers, so it always returns changed=false; it does write
+    C(validation_report.md) and C(validation_report.json) (rendered with Jinja2) into O(report_dir),
+    except in check mode, where the checks still run but no file is written."
+version_added: "1.0.0"
+author: chroma-runbook
+options:
+  source:
+    description: "Connection dict of the source: C(url) or C(path), plus optional C(tenant), C(database),
+      C(headers), C(ssl_verify), C(timeout)."
+    type: dict
+    required: true
+  target:
+    description: Connection dict of the target (same keys as O(source)).
+    type: dict
+    required: true
+  routing:
+    description: The routing rules the migration used (docs/CONTRACTS.md). Default keeps collection names.
+    type: list
+    elements: dict
+  schema:
+    description: The schema profile the migration used. Default keeps metadata as it is.
+    type: dict
+  collections:
+    description: Source collections to validate. Default is every source collection.
+    type: list
+    elements: str
+  sample_size:
+    description: Queries sampled per collection (source and target) for semantic search equivalence.
+    type: int
+    default: 50
+  k:
+    description: Neighbours per query (recall@k).
+    type: int
+    default: 10
+  seed:
+    description: Seed of the query sample (the same seed gives the same queries).
+    type: int
+    default: 42
+  thresholds:
+    description:
+      - "Overrides of the decision thresholds. Keys: C(max_data_loss_pct) (5), C(max_semantic_divergence_pct)
+        (20), C(warn_semantic_divergence_pct) (10), C(pass_rate_pass_pct) (99), C(pass_rate_warn_pct) (95),
+        C(metadata_pass_pct) (100), C(metadata_warn_pct) (99), C(field_types_pass_pct) (100),
+        C(field_types_warn_pct) (99), C(nan_warn_pct) (0.1), C(embedding_atol) (1e-6), C(embedding_rtol)
+        (1e-6), C(max_altered_vectors) (0), C(count_mismatch_warn_collections) (1), C(min_query_recall)
+        (0.8), C(query_pass_warn_ratio) (0.8). An unknown key is an error."
+    type: dict
+    default: {}
+  report_dir:
+    description: Directory for validation_report.md and validation_report.json (created 0700).
+    type: path
+    required: true
+  rejects_path:
+    description: The migration's rejects file (JSON lines with C(id)); its records count as quarantined, not lost.
+    type: path
+  test_queries_path:
+    description:
+      - "JSON file of test queries: a list (or C({queries: [...]})) of objects with C(embedding) (required;
+        queries are never embedded from text), optional C(name), C(collection) (a target collection),
+        C(where) (metadata filter) and C(k)."
+    type: path
+  page_size:
+    description: Records read per request.
+    type: int
+    default: 1000
+  workers:
+    description: Concurrent page requests while reading both servers.
+    type: int
+    default: 4
+  max_listed_ids:
+    description: Offending ids listed per kind in each check (the counts are always complete).
+    type: int
+    default: 20
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Validate the migration (runbook step 4)
+  chroma_validate:
+    source: "{{ chroma_source }}"
+    target: "{{ chroma_target }}"
+    routing: "{{ chroma_routing }}"
+    schema: "{{ chroma_schema_profile }}"
+    rejects_path: "{{ run_dir }}/rejects.jsonl"
+    report_dir: "{{ run_dir }}/reports"
+  register: validation
+
+- name: Go / no-go
+  ansible.builtin.fail:
+    msg: "Validation {{ validation.overall_status }}: {{ validation.rollback_reason }} (see {{ validation.report_md }})"
+  when: validation.rollback_triggered
+"""
+
+RETURN = r"""
+overall_status:
+  description: PASSED, WARNING or FAILED.
+  returned: always
+  type: str
+  sample: PASSED
+rollback_triggered:
+  description: True when the status is FAILED.
+  returned: always
+  type: bool
+rollback_reason:
+  description: The most important reason (seed wording, e.g. "Data Loss Detected", "Search Results Diverged").
+  returned: always
+  type: str
+rollback_reasons:
+  description: Every reason, most important first.
+  returned: always
+  type: list
+  elements: str
+data_loss_percentage:
+  description: Source records neither on the target nor in the rejects file, in percent of the source.
+  returned: always
+  type: float
+semantic_divergence_percentage:
+  description: Share of the source's recall@k that the target lost, in percent.
+  returned: always
+  type: float
+record_pass_rate:
+  description: Expected records that pass every per-record check, in percent.
+  returned: always
+  type: float
+records:
+  description: Counts of found_on_target, quarantined_in_rejects, lost, rejected_by_profile, rejected_by_profile_unconfirmed.
+  returned: always
+  type: dict
+checks:
+  description: One entry per check with name, title, status, summary, figures, offending_ids (truncated), offending_counts, notes.
+  returned: always
+  type: list
+  elements: dict
+summary:
+  description: total, passed, warnings, failed, skipped.
+  returned: always
+  type: dict
+report_md:
+  description: Path of validation_report.md.
+  returned: always
+  type: str
+report_json:
+  description: Path of validation_report.json.
+  returned: always
+  type: str
+reports_written:
+  description: False in check mode.
+  returned: always
+  type: bool
+duration_seconds:
+  description: Time the validation took.
+  returned: always
+  type: float
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible.module_utils.chroma_runbook.connection import CONNECTION_ARG_SPEC, ConnectionSpec, connect
+from ansible.module_utils.chroma_runbook.transform import Transformer
+from ansible.module_utils.chroma_runbook.validation.runner import ValidationOptions, run_validation
+
+ARGUMENT_SPEC = {
+    "source": {"type": "dict", "required": True, "options": CONNECTION_ARG_SPEC},
+    "target": {"type": "dict", "required": True, "options": CONNECTION_ARG_SPEC},
+    "routing": {"type": "list", "elements": "dict"},
+    "schema": {"type": "dict"},
+    "collections": {"type": "list", "elements": "str"},
+    "sample_size": {"type": "int", "default": 50},
+    "k": {"type": "int", "default": 10},
+    "seed": {"type": "int", "default": 42},
+    "thresholds": {"type": "dict", "default": {}},
+    "report_dir": {"type": "path", "required": True},
+    "rejects_path": {"type": "path"},
+    "test_queries_path": {"type": "path"},
+    "page_size": {"type": "int", "default": 1000},
+    "workers": {"type": "int", "default": 4},
+    "max_listed_ids": {"type": "int", "default": 20},
+}
+
+
+def run_module() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    p = module.params
+    try:
+        source_spec = ConnectionSpec.from_dict(p["source"], "source")
+        target_spec = ConnectionSpec.from_dict(p["target"], "target")
+        transformer = Transformer.from_options(routing=p["routing"], schema=p["schema"])
+        options = ValidationOptions(
+            report_dir=p["report_dir"], collections=p["collections"], k=p["k"], sample_size=p["sample_size"],
+            seed=p["seed"], thresholds=p["thresholds"], rejects_path=p["rejects_path"],
+            test_queries_path=p["test_queries_path"], page_size=p["page_size"], workers=p["workers"],
+            max_listed_ids=p["max_listed_ids"], source_label=source_spec.describe(),
+            target_label=target_spec.describe(),
+        )
+        options.check()
+    except ValueError as exc:  # ConnectionError_, ProfileError, ThresholdError: the option is named
+        module.fail_json(msg=str(exc))
+    try:
+        report = run_validation(connect(source_spec), connect(target_spec), transformer, options,
+                                write=not module.check_mode)
+    except ValueError as exc:  # bad input file, missing source collection, moving data
+        module.fail_json(msg=f"validation could not run: {exc}")
+    except Exception as exc:  # noqa: BLE001 - client errors: name the servers
+        module.fail_json(msg=f"validation of {target_spec.describe()} against {source_spec.describe()} failed: "
+                             f"{type(exc).__name__}: {exc}")
+    module.exit_json(changed=False, **report)
+
+
+def main() -> None:
+    run_module()
+
+
+if __name__ == "__main__":
+    main()

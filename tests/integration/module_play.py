@@ -1,0 +1,53 @@
+"""Run one of our modules through a real ansible-playbook and return its registered result."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+PLAY = """\
+- name: Run {module}
+  hosts: localhost
+  gather_facts: false
+  vars_files: [args.yml]
+  tasks:
+    - name: Run the module, keeping its result even when it fails
+      block:
+        - name: Call {module}
+          {module}: "{{{{ module_args }}}}"
+          register: module_result
+      always:
+        - name: Save the result for the test
+          ansible.builtin.copy:
+            content: "{{{{ module_result | to_json }}}}"
+            dest: "{out}"
+            mode: "0600"
+          check_mode: false
+"""
+
+
+def run_module(workdir: Path, module: str, args: dict[str, Any], check: bool = False,
+               name: str = "play") -> tuple[int, dict[str, Any], str]:
+    """(return code, registered result, output) of ``module`` with ``args`` on localhost."""
+    d = workdir / name
+    d.mkdir(parents=True, exist_ok=True)
+    out = d / "result.json"
+    (d / "args.yml").write_text(yaml.safe_dump({"module_args": args}))
+    play = d / "play.yml"
+    play.write_text(PLAY.format(module=module, out=out))
+    env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+               ANSIBLE_LIBRARY=str(REPO / "library"), ANSIBLE_MODULE_UTILS=str(REPO / "module_utils"),
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1")
+    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play)]
+    proc = subprocess.run(cmd + (["--check"] if check else []), env=env, capture_output=True, text=True,
+                          timeout=300, cwd=str(REPO))
+    result = json.loads(out.read_text()) if out.exists() else {}
+    return proc.returncode, result, proc.stdout + proc.stderr
