@@ -133,7 +133,7 @@ def _ensure_nginx(layout: LabLayout, say: Say) -> None:
 def _fatal_reason(layout: LabLayout) -> Optional[str]:
     """Why waiting is pointless: a program supervisord gave up on, or a dead nginx."""
     for name, info in program_states(layout).items():
-        if info["statename"] in ("FATAL", "EXITED"):
+        if info["statename"] == "FATAL":
             log = layout.logs / f"{name}.log"
             tail = log.read_text(errors="replace")[-1200:] if log.exists() else ""
             return f"program {name} is {info['statename']}; tail of {log}:\n{tail}"
