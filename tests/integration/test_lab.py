@@ -241,6 +241,22 @@ def test_cutover_is_editing_app_env_and_restarting(lab: LabLayout) -> None:
              30, "app_chatbot back on the front door")
 
 
+def test_an_app_that_cannot_start_is_named_with_its_log(lab: LabLayout) -> None:
+    env = lab.app_env("app_chatbot")
+    original = env.read_text()
+    env.write_text("CHROMADB_URL=not-a-url\n")
+    try:
+        ctl(lab, "restart", "app_chatbot")
+        done = labctl("up", "--dir", str(lab.root), "--timeout", "60")
+        assert done.returncode == 2, done.stdout
+        assert "program app_chatbot is FATAL" in done.stderr
+        assert "CHROMADB_URL must look like http://host:port, got 'not-a-url'" in done.stderr
+    finally:
+        env.write_text(original)
+    assert labctl("up", "--dir", str(lab.root)).returncode == 0
+    assert http(lab.url("app_chatbot") + "/health")[1]["ok"] is True
+
+
 def test_a_lab_dir_keeps_its_port_base_and_its_dataset(lab: LabLayout) -> None:
     other = str(lab.port_base + PORT_SPAN)
     done = labctl("up", "--dir", str(lab.root), "--port-base", other)
