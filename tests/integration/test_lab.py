@@ -182,18 +182,25 @@ def test_front_door_passes_big_bodies_and_chroma_errors(lab: LabLayout) -> None:
         http(f"{lab.url('source_chroma')}{COLLECTIONS_API}/labtest_bodies", method="DELETE")
 
 
-def test_server_d_snippets_apply_on_reload(lab: LabLayout) -> None:
+def test_server_d_snippets_apply_on_reload_and_apps_pass_refusals_through(lab: LabLayout) -> None:
     snippet = lab.server_d / "labtest.conf"
     reload_cmd = ["/usr/sbin/nginx", "-s", "reload", "-c", str(lab.nginx_conf), "-p", f"{lab.nginx_prefix}/"]
     url = f"{lab.front_door_url}/api/v2/heartbeat"
-    snippet.write_text('location = /api/v2/heartbeat { return 423 \'{"error": "Frozen"}\'; }\n')
+    snippet.write_text(
+        "location ~ /add$ { default_type application/json;\n"
+        "  return 423 '{\"error\": \"WritesFrozen\", \"message\": \"labtest freeze\"}'; }\n"
+        "location = /api/v2/heartbeat { return 418; }\n")
     try:
         subprocess.run(reload_cmd, check=True, capture_output=True, timeout=30)
-        wait_for(lambda: http(url)[0] == 423, 20, "the snippet to apply")
+        wait_for(lambda: http(url)[0] == 418, 20, "the snippet to apply")
+        status, body = http(f"{lab.url('app_chatbot')}/remember",
+                            {"collection": "openwebui_core", "id": "frozen-1", "text": "a write during the freeze"})
+        assert (status, body) == (423, {"error": "WritesFrozen", "message": "labtest freeze"})
     finally:
         snippet.unlink()
         subprocess.run(reload_cmd, check=True, capture_output=True, timeout=30)
     wait_for(lambda: http(url)[0] == 200, 20, "the snippet to go away")
+    assert http(lab.url("app_chatbot") + "/health")[1]["collections"]["openwebui_core"] == 3000
 
 
 def test_up_on_a_running_lab_changes_nothing(lab: LabLayout) -> None:
