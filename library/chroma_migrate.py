@@ -142,6 +142,13 @@ options:
         V(0) checks counts only.
     type: int
     default: 100
+  writers:
+    description:
+      - How many batches are in flight at once (1-8). Two keep the target busy while the client
+        serialises the next batch; the checkpoint tracks out-of-order acknowledgements, so
+        resume stays exact.
+    type: int
+    default: 2
 attributes:
   check_mode:
     support: full
@@ -316,6 +323,10 @@ elapsed_s:
   description: Wall-clock seconds of this invocation.
   returned: always
   type: float
+peak_rss_mb:
+  description: Peak resident memory of the module process so far (MiB); flat in the number of records.
+  returned: always
+  type: float
 attempts:
   description: How many invocations this run_id has had (1 unless resumed).
   returned: always
@@ -341,7 +352,8 @@ checkpoint:
   description:
     - "Not returned: the fields of the checkpoint file, for progress displays. C(phase) (export, validated,
       import, verify, completed), C(total_chunks), C(valid_chunks), C(processed_chunks) (rejected + imported),
-      C(successful_chunks) (imported), C(failed_chunks) (rejected), C(last_batch_index) (-1 before the first),
+      C(successful_chunks) (imported), C(failed_chunks) (rejected), C(last_batch_index) (every batch up to
+      it is acknowledged; -1 before the first), C(acked_beyond) (batches acknowledged after it, out of order),
       C(total_batches), C(errors), C(targets) (per target C(expected), C(imported), C(batches_total),
       C(batches_done), C(state), C(id)), C(created_collections), C(replaced_collections),
       C(merged_collections), C(adopted_collections), C(source_counts), C(rejects_by_issue), C(run_id),
@@ -373,6 +385,7 @@ ARGUMENT_SPEC = {
     "existing": {"type": "str", "choices": ["fail", "replace", "merge"], "default": "fail"},
     "log_path": {"type": "path"},
     "verify_sample": {"type": "int", "default": 100},
+    "writers": {"type": "int", "default": 2},
 }
 
 

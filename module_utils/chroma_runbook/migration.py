@@ -8,10 +8,12 @@ target ends exactly as an uninterrupted run leaves it.
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import time
 from typing import Any, Callable, Optional
 
+from .batch_writer import AckTracker, write_all
 from .checkpoint import CHECKPOINT_VERSION, checkpoint_path, load, now_iso, write_atomic
 from .connection import connect
 from .exporter import SourceCollection, select_collections
@@ -56,6 +58,7 @@ class RunState:
             "failed_chunks": 0,
             "valid_chunks": 0,
             "last_batch_index": -1,
+            "acked_beyond": [],
             "total_batches": 0,
             "errors": [],
             "source_counts": {},
@@ -365,35 +368,42 @@ class Migration:
             self.log.event("retry", level="warning", collection=target, batch_index=batch_index, attempt=attempt,
                            delay_s=delay, error=f"{type(exc).__name__}: {exc}")
 
+        tracker = AckTracker(skip_through, state.data.get("acked_beyond") or [])
         stream = prefetch(iter_batches(opts.spool_dir, manifest, opts.batch_size, opts.max_body_bytes, skip_through),
                           depth=2, name="chroma-import-read")
+
+        def send(batch: Any) -> None:
+            write_batch(collections[batch.target], batch, opts.max_retries, opts.retry_delay,
+                        lambda a, e, d: on_retry(a, e, d, batch.index, batch.target))
+
+        def acknowledged(batch: Any) -> None:
+            nonlocal written, batches
+            written += len(batch)
+            batches += 1
+            self.changed = True
+            self._acknowledge(batch, tracker)
+
+        def skip(_batch: Any) -> None:
+            nonlocal skipped
+            skipped += 1
+
         try:
-            for batch in stream:
-                if batch.index <= skip_through:
-                    skipped += 1
-                    continue
-                write_batch(collections[batch.target], batch, opts.max_retries, opts.retry_delay,
-                            lambda a, e, d, b=batch: on_retry(a, e, d, b.index, b.target))
-                written += len(batch)
-                batches += 1
-                self.changed = True
-                self._acknowledge(batch)
-        except Exception as exc:
+            write_all(stream, tracker, opts.writers, send, acknowledged, skip)
+        finally:
+            stream.close()
             self.phases["import"] = self._import_phase(written, batches, skipped, retries, time.perf_counter() - t0)
-            raise exc
-        self.phases["import"] = self._import_phase(written, batches, skipped, retries, time.perf_counter() - t0)
         self.log.event("imported", records=written, batches=batches, skipped_batches=skipped, retries=retries,
                        duration_s=self.phases["import"]["duration_s"])
 
-    def _acknowledge(self, batch: Any) -> None:
-        """The target acknowledged ``batch``: record it durably before the next one."""
+    def _acknowledge(self, batch: Any, tracker: AckTracker) -> None:
+        """The target acknowledged ``batch``: record it durably (called under the writers' lock)."""
         state = self.state
         assert state is not None
         tstate = state.target(batch.target)
         tstate["imported"] = int(tstate.get("imported", 0)) + len(batch)
         tstate["batches_done"] = int(tstate.get("batches_done", 0)) + 1
         successful = int(state.data["successful_chunks"]) + len(batch)
-        state.save(last_batch_index=batch.index, successful_chunks=successful,
+        state.save(last_batch_index=tracker.last, acked_beyond=sorted(tracker.beyond), successful_chunks=successful,
                    processed_chunks=successful + int(state.data["failed_chunks"]))
         self.log.event("batch", collection=batch.target, batch_index=batch.index, records=len(batch),
                        first_id=batch.ids[0], last_id=batch.ids[-1])
@@ -481,6 +491,7 @@ class Migration:
             "verification": verification,
             "throughput_chunks_per_s": round(imported_now / import_s, 1) if import_s else 0.0,
             "elapsed_s": round(elapsed, 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "attempts": data.get("attempts", 0),
             "errors": data.get("errors", []),
             "checkpoint_path": None if self.check_mode else self.ckpt_path,

@@ -39,6 +39,7 @@ class MigrationOptions:
     existing: str = "fail"
     log_path: Optional[str] = None
     verify_sample: int = 100
+    writers: int = 2
     page_size: int = 1000
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     keep_spool: bool = False
@@ -57,6 +58,7 @@ class MigrationOptions:
         _int_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         _int_range("max_retries", self.max_retries, 0, 100)
         _int_range("verify_sample", self.verify_sample, 0, 100000)
+        _int_range("writers", self.writers, 1, 8)
         _int_range("page_size", self.page_size, 1, MAX_BATCH_SIZE)
         _int_range("max_body_bytes", self.max_body_bytes, 64 * 1024, 1 << 31)
         if not 0.0 <= float(self.min_valid_ratio) <= 1.0:

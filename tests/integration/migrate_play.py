@@ -62,15 +62,30 @@ def ansible_env() -> dict[str, str]:
     return env
 
 
-def write_play(workdir: Path, args: dict[str, Any], name: str = "run") -> tuple[Path, Path]:
-    """A playbook + vars file in ``workdir/name``; returns (playbook, result file)."""
+BARE_PLAY = """\
+- name: Run chroma_migrate
+  hosts: localhost
+  gather_facts: false
+  vars_files: [args.yml]
+  tasks:
+    - name: Migrate
+      chroma_migrate:
+{keys}
+"""
+
+
+def write_play(workdir: Path, args: dict[str, Any], name: str = "run", save_result: bool = True) -> tuple[Path, Path]:
+    """A playbook + vars file in ``workdir/name``; returns (playbook, result file).
+
+    ``save_result=False``: only the module task (benchmarks read the result from the checkpoint)."""
     d = workdir / name
     d.mkdir(parents=True, exist_ok=True)
     out = d / "result.json"
     (d / "args.yml").write_text(yaml.dump({"migrate_args": args}, Dumper=_Dumper, allow_unicode=True))
     play = d / "play.yml"
-    keys = "\n".join(f"            {k}: \"{{{{ migrate_args[{k!r}] }}}}\"" for k in args)
-    play.write_text(PLAY.format(out=out, keys=keys))
+    indent = " " * (12 if save_result else 8)
+    keys = "\n".join(f"{indent}{k}: \"{{{{ migrate_args[{k!r}] }}}}\"" for k in args)
+    play.write_text(PLAY.format(out=out, keys=keys) if save_result else BARE_PLAY.format(keys=keys))
     return play, out
 
 

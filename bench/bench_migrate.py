@@ -1,0 +1,238 @@
+"""Figures for chroma_migrate: the whole ansible-playbook run against the target's plain add() rate,
+and the module's peak memory at two sizes.
+
+    .venv/bin/python bench/bench_migrate.py [--records 40000] [--rss-sizes 10000 100000] [--skip-rss]
+
+Starts throw-away `chroma run` servers (own temp dirs, free 127.0.0.1 ports, stopped by PID),
+loads the lab's legacy dataset (768-dim) scaled to --records into the source, then on the same
+pair of servers and the same records:
+  1. plain add(): the valid records added to fresh target collections from memory, batch 1000,
+     one client thread (then the collections are dropped);
+  2. ansible-playbook running chroma_migrate (copy: no routing, no schema) - wall clock of
+     the whole playbook, including start-up, the validation pass, import and verification;
+  3. plain add() again (the box is shared: both plain runs are printed, the mean is used);
+  4. ansible-playbook with the lab routing + 12-field profile (4 cosine targets).
+Ratio = plain add rate / migration rate over the same number of records (>= 0.85 wanted).
+Peak RSS of the module process (its own getrusage and a psutil sampler) at each --rss-sizes.
+Prints figures; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "module_utils"))
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+
+from lab import dataset  # noqa: E402
+from migrate_play import ansible_env, play_command, write_play  # noqa: E402
+from tests.lab_vars import group_var  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+BATCH = 1000
+
+
+class Server:
+    """A `chroma run` on a free port in its own directory; stopped by PID."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        (root / name).mkdir()
+        self.log = open(root / f"{name}.log", "wb")
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "chroma"), "run", "--path", str(root / name), "--host", "127.0.0.1",
+             "--port", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"chroma {name} did not start")
+
+    def client(self) -> Any:
+        from chroma_runbook.connection import connect
+
+        return connect({"url": self.url, "timeout": 600})
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def scale_for(records: int) -> float:
+    return records / sum(s.count for s in dataset.SPECS)
+
+
+def plain_add(server: Server, scale: float, prefix: str) -> tuple[int, float]:
+    """Add the records the migration writes (zero vectors excluded) from memory; (records, seconds)."""
+    client = server.client()
+    total, seconds = 0, 0.0
+    for data in dataset.generate("legacy", scale):
+        zero = set(data.zero_vector_ids)
+        keep = np.array([rid not in zero for rid in data.ids])
+        idx = np.flatnonzero(keep)
+        col = client.create_collection(prefix + data.spec.name, configuration=data.spec.configuration(),
+                                       metadata=data.spec.metadata(), embedding_function=None)
+        ids = [data.ids[i] for i in idx]
+        docs = [data.documents[i] for i in idx]
+        metas = [data.metadatas[i] for i in idx]
+        emb = np.ascontiguousarray(data.embeddings[idx])
+        started = time.perf_counter()
+        for start in range(0, len(ids), BATCH):
+            end = start + BATCH
+            col.add(ids=ids[start:end], embeddings=emb[start:end], documents=docs[start:end],
+                    metadatas=metas[start:end])
+        seconds += time.perf_counter() - started
+        total += len(ids)
+    for spec in dataset.SPECS:
+        client.delete_collection(prefix + spec.name)
+    return total, seconds
+
+
+class RssSampler(threading.Thread):
+    """Samples the RSS of the module process (found by the lock file's PID and its command line)."""
+
+    def __init__(self, checkpoint_dir: Path) -> None:
+        super().__init__(daemon=True)
+        self.lock = checkpoint_dir / "migrate.lock"
+        self.peak = 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        proc: Optional[psutil.Process] = None
+        while not self.stopped.is_set():
+            try:
+                if proc is None:
+                    holder = json.loads(self.lock.read_text() or "{}")
+                    if holder.get("pid"):
+                        candidate = psutil.Process(holder["pid"])
+                        if any("chroma_migrate" in part for part in candidate.cmdline()):
+                            proc = candidate
+                if proc is not None:
+                    self.peak = max(self.peak, proc.memory_info().rss)
+            except (OSError, ValueError, psutil.Error):
+                pass
+            time.sleep(0.1)
+
+
+def migrate(workdir: Path, name: str, source: Server, target: Server, **extra: Any) -> tuple[dict[str, Any], float, int]:
+    """Run the playbook; (module result, wall seconds, sampled peak RSS bytes)."""
+    ck = workdir / f"ck-{name}"
+    args = {"source": {"url": source.url}, "target": {"url": target.url}, "checkpoint_dir": str(ck),
+            "batch_size": BATCH, "run_id": name, **extra}
+    play, _ = write_play(workdir, args, name, save_result=False)
+    sampler = RssSampler(ck)
+    sampler.start()
+    started = time.perf_counter()
+    proc = subprocess.run(play_command(play), env=ansible_env(), cwd=str(REPO), capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    sampler.stopped.set()
+    sampler.join()
+    if proc.returncode != 0:
+        print(proc.stdout[-3000:], proc.stderr[-2000:])
+        raise SystemExit(f"migration {name} failed")
+    return json.loads((ck / f"{name}.checkpoint.json").read_text())["result"], wall, sampler.peak
+
+
+def describe(label: str, result: dict[str, Any], wall: float, rss: int) -> None:
+    ph = result["phases"]
+    print(f"  {label}: {result['imported']} records, playbook wall {wall:.1f}s "
+          f"({result['imported'] / wall:,.0f} rec/s); module elapsed {result['elapsed_s']:.1f}s; "
+          f"validation pass {ph['export'].get('pass_duration_s', 0):.1f}s, import {ph['import']['duration_s']:.1f}s "
+          f"({ph['import']['chunks_per_s']:,.0f} rec/s), verify {ph['verify']['duration_s']:.1f}s; "
+          f"peak RSS {result['peak_rss_mb']:.0f} MiB (sampled {rss / 2**20:.0f} MiB)")
+
+
+def bench_ratio(records: int, writers: int) -> None:
+    scale = scale_for(records)
+    with tempfile.TemporaryDirectory(prefix="bench-migrate-") as tmp:
+        root = Path(tmp)
+        source, target = Server(root, "source"), Server(root, "target")
+        try:
+            t0 = time.perf_counter()
+            dataset.load(source.url, "legacy", scale, client=source.client())
+            print(f"source loaded: {records} x 768 in {time.perf_counter() - t0:.1f}s")
+            n1, s1 = plain_add(target, scale, "plain1_")
+            print(f"plain add #1: {n1} records in {s1:.1f}s = {n1 / s1:,.0f} rec/s")
+            copy, wall, rss = migrate(root, "copy", source, target, writers=writers)
+            describe("chroma_migrate copy", copy, wall, rss)
+            n2, s2 = plain_add(target, scale, "plain2_")
+            print(f"plain add #2: {n2} records in {s2:.1f}s = {n2 / s2:,.0f} rec/s")
+            plain_rate = (n1 + n2) / (s1 + s2)
+            print(f"RATIO copy: migration {copy['imported'] / wall:,.0f} rec/s / plain {plain_rate:,.0f} rec/s "
+                  f"= {copy['imported'] / wall / plain_rate:.2f} (wanted >= 0.85)")
+            for name in [c.name for c in target.client().list_collections()]:
+                target.client().delete_collection(name)
+            lab, wall, rss = migrate(root, "lab", source, target, writers=writers,
+                                     routing=group_var("routing.yml", "chroma_routing"),
+                                     schema=group_var("schema_profile.yml", "chroma_schema_profile"))
+            describe("chroma_migrate lab profile", lab, wall, rss)
+            print(f"RATIO lab profile: {lab['imported'] / wall / plain_rate:.2f}")
+        finally:
+            source.stop()
+            target.stop()
+
+
+def bench_rss(records: int, writers: int) -> None:
+    scale = scale_for(records)
+    with tempfile.TemporaryDirectory(prefix="bench-migrate-rss-") as tmp:
+        root = Path(tmp)
+        source, target = Server(root, "source"), Server(root, "target")
+        try:
+            t0 = time.perf_counter()
+            dataset.load(source.url, "legacy", scale, client=source.client())
+            print(f"source loaded: {records} x 768 in {time.perf_counter() - t0:.1f}s")
+            result, wall, rss = migrate(root, f"rss{records}", source, target, writers=writers)
+            describe(f"RSS at {records}", result, wall, rss)
+        finally:
+            source.stop()
+            target.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=40000)
+    parser.add_argument("--rss-sizes", type=int, nargs="*", default=[10000, 100000])
+    parser.add_argument("--writers", type=int, default=2)
+    parser.add_argument("--skip-ratio", action="store_true")
+    parser.add_argument("--skip-rss", action="store_true")
+    args = parser.parse_args()
+    print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f} (other work on the box skews figures)")
+    if not args.skip_ratio:
+        bench_ratio(args.records, args.writers)
+    if not args.skip_rss:
+        for size in args.rss_sizes:
+            bench_rss(size, args.writers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
