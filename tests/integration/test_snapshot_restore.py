@@ -190,3 +190,22 @@ def test_failure_mid_snapshot_cleans_up(chroma_factory, tmp_path, monkeypatch):
         take_snapshot(source.client(), tmp_path / "s", page_size=100)
     assert not any(p.name.startswith(".s.tmp-") for p in tmp_path.iterdir())
     assert not (tmp_path / "s").exists()
+
+
+def test_awkward_data_round_trip(chroma_pair, tmp_path):
+    """Unicode, None documents and metadatas, list metadata, ids with spaces/slashes, an empty collection."""
+    from test_migrate_copy import load_awkward
+
+    source, target = chroma_pair
+    counts = load_awkward(source.client())
+    dest = tmp_path / "awk"
+    result = take_snapshot(source.client(), dest, page_size=64)
+    assert result.collections == counts
+    restored = restore_snapshot(target.client(), dest, batch_size=100)
+    assert restored.restored == counts
+    before, after = dump(source.client()), dump(target.client())
+    for name in counts:
+        src, dst = before[name], after[name]
+        assert (src["ids"], src["documents"], src["metadatas"]) == (dst["ids"], dst["documents"], dst["metadatas"])
+        assert src["metadata"] == dst["metadata"] and src["hnsw"] == dst["hnsw"], name
+        assert np.allclose(src["embeddings"], dst["embeddings"], rtol=1e-6, atol=1e-6), name
