@@ -101,16 +101,20 @@ def _lab_lock(layout: LabLayout) -> Iterator[None]:
         yield
 
 
-def _clear_ports(layout: LabLayout, say: Say) -> None:
-    """Stop this lab's orphans; refuse when someone else holds a lab port."""
-    foreign = foreign_listeners(layout)
-    for item in stop_orphans(layout, [f for f in foreign if is_orphan_of(layout, f)]):
-        say(f"stopped a leftover of this lab: {item.describe()}")
-    others = [f for f in foreign if not is_orphan_of(layout, f)]
+def _refuse_strangers(layout: LabLayout) -> None:
+    """A lab port held by something that is not this lab (nor a leftover of it) is an error."""
+    others = [f for f in foreign_listeners(layout) if not is_orphan_of(layout, f)]
     if others:
         lines = "\n  ".join(item.describe() for item in others)
         raise LabError(f"cannot bring up the lab in {layout.root} (port base {layout.port_base}):\n  {lines}\n"
                        f"stop that process or choose another --port-base")
+
+
+def _stop_leftovers(layout: LabLayout, say: Say) -> None:
+    """Stop processes of this lab whose supervisord or nginx master is gone."""
+    leftovers = [f for f in foreign_listeners(layout) if is_orphan_of(layout, f)]
+    for item in stop_orphans(layout, leftovers):
+        say(f"stopped a leftover of this lab: {item.describe()}")
 
 
 def _ensure_supervisord(layout: LabLayout, bin_dir: Path, say: Say) -> None:
@@ -169,14 +173,19 @@ def up(layout: LabLayout, variant: str = "legacy", scale: float = 1.0, seed: int
     bin_dir = venv_bin()
     _check_tools(bin_dir)
     _check_same_base(layout)
+    _refuse_strangers(layout)
     with _lab_lock(layout):
+        _refuse_strangers(layout)
+        _stop_leftovers(layout, say)
         for path in render_all(layout, bin_dir):
             say(f"wrote {path}")
-        _clear_ports(layout, say)
         if not layout.lab_json.exists():
             write_map(layout, {})
         _ensure_supervisord(layout, bin_dir, say)
         _ensure_nginx(layout, say)
+        unhealthy = [name for name, probe in probe_all(layout).items() if not probe.ok]
+        if unhealthy:
+            say(f"waiting for {', '.join(unhealthy)} to be healthy (up to {timeout:.0f}s)")
         try:
             wait_healthy(layout, timeout, lambda: _fatal_reason(layout))
         except TimeoutError as exc:
