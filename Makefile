@@ -45,6 +45,7 @@ demo: venv nginx ## venv + nginx + lab-up + ansible-playbook migrate.yml -e conf
 	  -e chroma_lab_dir=$(LAB_DIR) -e chroma_lab_port_base=$(LAB_PORT_BASE); rc=$$?; \
 	echo; echo "demo: ansible-playbook migrate.yml finished with exit $$rc after $$((SECONDS - s))s"; \
 	echo "demo: reports in $(LAB_DIR)/runs/latest/reports/ ; lab still running (make lab-status, make lab-down)"; \
+	if [ -d $(LAB_DIR)/runs/latest/reports ]; then ls -1 $(LAB_DIR)/runs/latest/reports/ | sed 's/^/  /'; fi; \
 	exit $$rc
 
 # pytest exits 5 when it collects nothing: that is a failure here, said out loud.
