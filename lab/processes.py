@@ -5,8 +5,10 @@ process name, so several labs (and other people's servers) can run side by side.
 """
 from __future__ import annotations
 
+import http.client
 import os
 import signal
+import socket
 import subprocess
 import time
 import xmlrpc.client
@@ -70,9 +72,6 @@ class _UnixTransport(xmlrpc.client.Transport):
         self.socket_path = socket_path
 
     def make_connection(self, host: Any) -> Any:
-        import http.client
-        import socket
-
         path = str(self.socket_path)
 
         class Conn(http.client.HTTPConnection):
