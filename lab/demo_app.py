@@ -81,6 +81,14 @@ class ChromaGateway:
                 self._client = connect({"url": self.url, "timeout": self.timeout})
             return self._client
 
+    def warm_up(self) -> Optional[str]:
+        """Import chromadb and connect before serving, so the first /health is quick; the error if any."""
+        try:
+            self.client()
+        except Exception as exc:  # noqa: BLE001 - retried on the next request, reported by /health
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
     def counts(self) -> dict[str, int]:
         client = self.client()
         return {col.name: col.count() for col in sorted(client.list_collections(), key=lambda c: c.name)}
@@ -253,7 +261,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ConfigError as exc:
         print(f"{args.name}: {exc}", file=sys.stderr, flush=True)
         return 2
-    app = DemoApp(args.name, args.port, ChromaGateway(url), args.host)
+    gateway = ChromaGateway(url)
+    problem = gateway.warm_up()
+    if problem:
+        print(f"{args.name}: Chroma at {url} does not answer yet ({problem}); /health says so until it does",
+              flush=True)
+    app = DemoApp(args.name, args.port, gateway, args.host)
     print(f"{args.name}: listening on http://{args.host}:{args.port}, CHROMADB_URL={url} (from {args.config})",
           flush=True)
     try:
