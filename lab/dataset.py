@@ -402,10 +402,17 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parse_args(argv)
     try:
-        report = load(args.url, args.variant, args.scale, args.seed, args.batch_size)
+        _check_options(args.variant, args.scale, args.seed)
+        if not 1 <= args.batch_size <= 5461:
+            raise ValueError(f"--batch-size must be within 1..5461, got {args.batch_size}")
     except ValueError as exc:
         print(f"lab.dataset: {exc}", file=sys.stderr)
         return 2
+    try:
+        report = load(args.url, args.variant, args.scale, args.seed, args.batch_size)
+    except Exception as exc:  # noqa: BLE001 - a CLI: say what failed and where, no traceback
+        print(f"lab.dataset: loading into {args.url} failed: {exc}", file=sys.stderr)
+        return 1
     print(f"lab.dataset ({args.variant}, scale {args.scale}, seed {args.seed}) -> {args.url}: {report.summary()}")
     return 0
 
