@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from migrate_play import _Dumper
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
@@ -22,7 +24,8 @@ PLAY = """\
     - name: Run the module, keeping its result even when it fails
       block:
         - name: Call {module}
-          {module}: "{{{{ module_args }}}}"
+          {module}:
+{keys}
           register: module_result
       always:
         - name: Save the result for the test
@@ -40,9 +43,11 @@ def run_module(workdir: Path, module: str, args: dict[str, Any], check: bool = F
     d = workdir / name
     d.mkdir(parents=True, exist_ok=True)
     out = d / "result.json"
-    (d / "args.yml").write_text(yaml.safe_dump({"module_args": args}))
+    # strings holding Jinja2 (schema templates) are written !unsafe, as group_vars do
+    (d / "args.yml").write_text(yaml.dump({"module_args": args}, Dumper=_Dumper, allow_unicode=True))
     play = d / "play.yml"
-    play.write_text(PLAY.format(module=module, out=out))
+    keys = "\n".join(f"            {k}: \"{{{{ module_args[{k!r}] }}}}\"" for k in args)
+    play.write_text(PLAY.format(module=module, out=out, keys=keys))
     env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
                ANSIBLE_LIBRARY=str(REPO / "library"), ANSIBLE_MODULE_UTILS=str(REPO / "module_utils"),
                ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1")
