@@ -22,6 +22,7 @@ import numpy as np
 import psutil
 import pytest
 
+from lab import dataset
 from lab.dataset import CLASS_REGEX
 from lab.layout import PORT_SPAN, LabLayout
 from lab.processes import nginx_process, program_states, supervisord_process
@@ -321,3 +322,30 @@ def test_zz_down_stops_everything(lab: LabLayout) -> None:
     assert listening == []
     assert labctl("status", "--dir", str(lab.root)).returncode == 1
     assert labctl("down", "--dir", str(lab.root)).returncode == 0  # down on a stopped lab is fine
+
+
+def test_dataset_cli_loads_any_server_once_with_collection_settings(chroma_factory) -> None:  # noqa: ANN001
+    server = chroma_factory("dataset")
+    cmd = [sys.executable, "-m", "lab.dataset", "--url", server.url, "--scale", "0.05", "--variant", "damaged"]
+    first = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "loaded 442 records into 6 collections" in first.stdout
+    client = server.client()
+    docs = client.get_collection("openwebui_docs")
+    hnsw = docs.configuration_json["hnsw"]
+    assert (hnsw["space"], hnsw["ef_construction"], hnsw["max_neighbors"]) == ("cosine", 200, 32)
+    assert docs.metadata == {"owner": "openwebui", "description": "Documentation chunks"}
+    spaces = {c.name: c.configuration_json["hnsw"]["space"] for c in client.list_collections()}
+    assert spaces["openwebui_pain_points"] == "l2" and spaces["openwebui_careers"] == "ip"
+    expected = dataset.generate_collection(dataset.SPEC_BY_NAME["openwebui_pain_points"], "damaged", 0.05)
+    got = client.get_collection("openwebui_pain_points").get(include=["embeddings", "metadatas", "documents"])
+    assert got["ids"] == expected.ids and got["documents"] == expected.documents
+    assert np.array_equal(np.asarray(got["embeddings"], dtype=np.float32), expected.embeddings)
+    assert got["metadatas"] == expected.metadatas
+    core = client.get_collection("openwebui_core").get(include=["embeddings"])
+    assert sum(not np.any(e) for e in core["embeddings"]) == round(150 * 0.10)
+    second = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert second.returncode == 0 and "loaded 0 records" in second.stdout and "skipped 6 collections" in second.stdout
+    bad = subprocess.run([sys.executable, "-m", "lab.dataset", "--url", server.url, "--variant", "nope"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode == 2 and "invalid choice: 'nope'" in bad.stderr
