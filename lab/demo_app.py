@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import threading
 import time
@@ -269,13 +270,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     app = DemoApp(args.name, args.port, gateway, args.host)
     print(f"{args.name}: listening on http://{args.host}:{args.port}, CHROMADB_URL={url} (from {args.config})",
           flush=True)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         app.serve_forever()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         app.server_close()
+        print(f"{args.name}: stopped", flush=True)
     return 0
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    """SIGTERM (supervisorctl stop/restart) ends serve_forever cleanly."""
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":
