@@ -52,6 +52,9 @@ options:
     type: str
     choices: [ok, failed, skipped]
     default: ok
+  started_at:
+    description: For C(step_end), when the step started (ISO-8601 UTC), if the caller measured it without C(step_start).
+    type: str
   result:
     description: For C(step_end), what the step found or did (stored in the state).
     type: dict
@@ -61,7 +64,7 @@ options:
     type: str
     default: ""
   data:
-    description: For C(update), merged into the state's C(data) (dicts recursively; a null value deletes a key).
+    description: For C(update) and C(step_end), merged into the state's C(data) (dicts recursively; a null value deletes a key).
     type: dict
     default: {}
   status:
@@ -72,6 +75,9 @@ options:
     description: For C(event), extra fields of the log line.
     type: dict
     default: {}
+  summary_path:
+    description: For C(summary), also write the summary as JSON there (only when it differs).
+    type: path
   limits:
     description: For C(summary), seconds each figure should stay within (C(migration_s), C(write_freeze_s),
       C(rollback_to_service_s)).
@@ -199,7 +205,8 @@ def do_step(module: AnsibleModule, paths: rs.RunPaths, write: bool) -> dict[str,
         return dict(changed=changed, state=state, done=done, previous=previous)
 
     def finish(state: dict[str, Any]) -> None:
-        rs.end_step(state, step, p["outcome"], p["result"], p["message"])
+        rs.end_step(state, step, p["outcome"], p["result"], p["message"], p["started_at"])
+        rs.deep_merge(state.setdefault("data", {}), p["data"])
 
     changed, state = mutate_state_or_fail(module, paths, finish, write)
     if changed:
@@ -240,12 +247,14 @@ def run_module() -> None:
             "step": {"type": "str"},
             "outcome": {"type": "str", "choices": ["ok", "failed", "skipped"], "default": "ok"},
             "result": {"type": "dict", "default": {}},
+            "started_at": {"type": "str"},
             "message": {"type": "str", "default": ""},
             "data": {"type": "dict", "default": {}},
             "status": {"type": "str",
                        "choices": ["running", "stopped", "complete", "failed", "rolled_back", "rollback_failed"]},
             "fields": {"type": "dict", "default": {}},
             "limits": {"type": "dict", "default": {}},
+            "summary_path": {"type": "path"},
         },
         supports_check_mode=True,
     )
@@ -272,7 +281,8 @@ def run_module() -> None:
             state = rs.read_state(paths) or rs.empty_state(paths.run_id)
             summary = summarize(state, p["limits"])
             summary["lines"] = render_lines(summary)
-            result = dict(changed=False, summary=summary, state=state)
+            changed = bool(p["summary_path"]) and rs.write_json_if_changed(Path(p["summary_path"]), summary, write)
+            result = dict(changed=changed, summary=summary, state=state)
     except rs.RunStateError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(run_id=paths.run_id, paths=paths.as_dict(), **result)

@@ -26,7 +26,9 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 STATE_FILE = "state.json"
 LOG_FILE = "run.log.jsonl"
 LATEST = "latest"
-SUBDIRS = ("checkpoint", "snapshot", "backups", "reports")
+SUBDIRS = ("checkpoint", "backups", "reports")
+# snapshot/ is created by the snapshot module itself (it must not exist before).
+PATH_DIRS = SUBDIRS + ("snapshot",)
 STATE_VERSION = 1
 
 # A run in one of these states is picked up again by the next migrate.yml.
@@ -95,7 +97,7 @@ class RunPaths:
             "log_file": str(self.log_file),
             "rejects_file": str(self.run_dir / "rejects.jsonl"),
         }
-        paths.update({f"{name}_dir": str(self.run_dir / name) for name in SUBDIRS})
+        paths.update({f"{name}_dir": str(self.run_dir / name) for name in PATH_DIRS})
         return paths
 
 
@@ -190,6 +192,18 @@ def append_event(paths: RunPaths, event: str, write: bool = True, **fields: Any)
         with open(paths.log_file, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line, sort_keys=True, default=str) + "\n")
     return line
+
+
+def write_json_if_changed(path: Path, payload: Mapping[str, Any], write: bool = True) -> bool:
+    """Write ``payload`` as JSON unless the file already holds exactly it; True when it differs."""
+    try:
+        if json.loads(path.read_text(encoding="utf-8")) == json.loads(json.dumps(payload, default=str)):
+            return False
+    except (FileNotFoundError, json.JSONDecodeError):
+        pass
+    if write:
+        _write_json_atomic(path, json.loads(json.dumps(payload, default=str)))
+    return True
 
 
 def list_runs(runs_dir: Path) -> list[str]:
@@ -299,14 +313,29 @@ def start_step(state: dict[str, Any], step: str) -> None:
     entry["attempts"] = int(entry.get("attempts", 0)) + 1
 
 
-def end_step(state: dict[str, Any], step: str, outcome: str, result: Mapping[str, Any], message: str) -> None:
-    """Record a step's end. A step that already ended ``ok`` keeps its first record."""
+def end_step(
+    state: dict[str, Any],
+    step: str,
+    outcome: str,
+    result: Mapping[str, Any],
+    message: str,
+    started_at: Optional[str] = None,
+) -> None:
+    """Record a step's end (and its start, when the caller measured it).
+
+    A step that already ended ``ok`` keeps its first record, so a second run of
+    a finished runbook changes nothing.
+    """
     if outcome not in OUTCOMES - {"running"}:
         raise RunStateError(f"outcome must be one of ok, failed, skipped; got {outcome!r} for step {step}")
     if step_is_done(state, step) and outcome == "ok":
         return
+    if started_at is not None:
+        parse_time(started_at)  # a malformed stamp fails here, naming nothing half-written
     entry = state.setdefault("steps", {}).setdefault(step, {})
-    started = entry.get("started_at") or utc_now()
+    if entry.get("outcome") != "running":  # step_start already counted a running attempt
+        entry["attempts"] = int(entry.get("attempts", 0)) + 1
+    started = started_at or entry.get("started_at") or utc_now()
     ended = utc_now()
     entry.update(
         started_at=started,
