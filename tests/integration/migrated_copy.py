@@ -10,23 +10,20 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
 from chroma_runbook.records import Record
 from chroma_runbook.record_checks import RecordValidator
 from chroma_runbook.restore import creation_configuration
 from chroma_runbook.snapshot import distance_space
 from chroma_runbook.transform import Transformer
 from chroma_runbook.validation.sides import read_collection
+from tests.lab_vars import group_var
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def lab_profile() -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The lab's routing rules and schema profile (group_vars/all)."""
-    routing = yaml.safe_load((REPO / "group_vars/all/routing.yml").read_text())["chroma_routing"]
-    schema = yaml.safe_load((REPO / "group_vars/all/schema_profile.yml").read_text())["chroma_schema_profile"]
-    return routing, schema
+    return group_var("routing.yml", "chroma_routing"), group_var("schema_profile.yml", "chroma_schema_profile")
 
 
 def migrate_copy(source: Any, target: Any, transformer: Transformer, rejects_path: Optional[Path] = None,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from ..record_checks import RecordValidator
 from ..records import Record
@@ -47,10 +47,16 @@ class Expectation:
 
 def build_expectation(transformer: Transformer, source: dict[str, CollectionData]) -> Expectation:
     """Transform every source record (in collection order, then insertion order)."""
+    return build_expectation_streaming(transformer, ((name, coll) for name, coll in source.items()))
+
+
+def build_expectation_streaming(transformer: Transformer,
+                                collections: Iterable[tuple[str, CollectionData]]) -> Expectation:
+    """Same, consuming collections as they arrive (so reading and transforming overlap)."""
     declared = {t: transformer.declared_dimension(t) for t in transformer.target_collections()}
     validator = RecordValidator(declared_dimensions=declared, unique_fields=transformer.unique_fields())
     exp = Expectation()
-    for name, coll in source.items():
+    for name, coll in collections:
         fed = exp.source_targets_of.setdefault(name, set())
         for row, rid in enumerate(coll.ids):
             record = Record(

@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from ..transform import Transformer
 from .check_citations import check_citations
@@ -17,7 +17,7 @@ from .check_field_types import check_field_types
 from .check_metadata import check_metadata
 from .check_semantic import check_semantic
 from .context import CheckResult, Context
-from .expectation import build_expectation
+from .expectation import build_expectation_streaming
 from .inputs import load_rejects, load_test_queries
 from .report import report_paths, write_reports
 from .sides import ParallelReader, finish_side, list_names, start_side
@@ -79,6 +79,12 @@ def _record_pass_rate(ctx: Context, results: list[CheckResult]) -> float:
     return round(100.0 - pct(len(failed | lost), denominator), 4) if denominator else 100.0
 
 
+def _lap(durations: dict[str, float], name: str, since: float) -> float:
+    now = time.monotonic()
+    durations[name] = round(now - since, 3)
+    return now
+
+
 def decide(results: list[CheckResult], loss_pct: float, divergence: float, pass_status: str,
            thresholds: dict[str, float]) -> tuple[str, list[str]]:
     """Overall status and the rollback reasons (most important first)."""
@@ -108,18 +114,32 @@ def run_validation(source_client: Any, target_client: Any, transformer: Transfor
     queries = load_test_queries(options.test_queries_path) if options.test_queries_path else []
     source_names = options.collections or list_names(source_client)
     target_names = _target_names(transformer, source_names, list_names(target_client))
+    durations: dict[str, float] = {}
+    clock = time.monotonic()
     reader = ParallelReader(options.workers)
     try:
         pending_source = start_side(reader, source_client, source_names, options.page_size, True, "source")
         pending_target = start_side(reader, target_client, target_names, options.page_size, False, "target")
-        source = finish_side(pending_source)
-        expectation = build_expectation(transformer, source)   # overlaps with the target's pages
+        source: dict[str, Any] = {}
+
+        def arriving() -> Iterator[tuple[str, Any]]:
+            for name, wait in pending_source.items():
+                source[name] = wait()
+                yield name, source[name]
+
+        # each collection is transformed as soon as its pages are in, while later pages still load
+        expectation = build_expectation_streaming(transformer, arriving())
+        clock = _lap(durations, "read_source_and_transform", clock)
         target = finish_side(pending_target)
+        clock = _lap(durations, "read_target_remaining", clock)
     finally:
         reader.close()
     ctx = Context(source, target, expectation, transformer, thresholds, rejects, options.k,
                   options.sample_size, options.seed, options.max_listed_ids, queries)
-    results = [check(ctx) for check in CHECKS]
+    results = []
+    for check in CHECKS:
+        results.append(check(ctx))
+        clock = _lap(durations, results[-1].name, clock)
     counts = results[0].figures
     loss_pct = counts["data_loss_percentage"]
     divergence = results[3].figures["semantic_divergence_percentage"]
@@ -160,6 +180,7 @@ def run_validation(source_client: Any, target_client: Any, transformer: Transfor
         },
         "started_at": started_at,
     }
+    report["durations"] = durations
     report["duration_seconds"] = round(time.monotonic() - started, 3)
     if write:
         md_path, json_path = write_reports(Path(options.report_dir), report)
