@@ -95,8 +95,11 @@ def pids(layout: LabLayout) -> dict[str, int]:
 def wait_for(predicate, timeout: float = 60, what: str = "condition") -> None:  # noqa: ANN001
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        try:
+            if predicate():
+                return
+        except OSError:  # e.g. a restarted app that does not listen yet
+            pass
         time.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what}")
 
