@@ -1,0 +1,118 @@
+"""migrate.yml and rollback.yml end to end on a real lab (full legacy dataset).
+
+One lab for this module, used as an operator would: the window (migrate.yml),
+a second migrate.yml that must change nothing, then rollback.yml after the
+complete cutover, twice. Tests run in file order.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from runbook_lab import DB_API, PHASES, Lab, PlaybookRun, free_port_base, http, run_playbook
+
+pytestmark = pytest.mark.slow
+
+TARGETS = {"sergio_personality", "sergio_rhetorical", "sergio_humor", "sergio_corpus"}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    lab = Lab(tmp_path_factory.mktemp("runbook-lab"), free_port_base()).up()
+    try:
+        yield lab
+    finally:
+        lab.down()
+
+
+@pytest.fixture(scope="module")
+def first_run(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> PlaybookRun:
+    return run_playbook(lab, "migrate.yml", tmp_path_factory.mktemp("runner"), {"confirm": "yes"})
+
+
+def test_happy_path_cuts_both_apps_over_and_leaves_the_source_frozen(lab: Lab, first_run: PlaybookRun) -> None:
+    assert first_run.status == "successful", first_run.explain()
+    assert first_run.total("failures") == 0
+    # the seven numbered phases ran, in order, after the health play
+    numbered = [p for p in first_run.plays if p.startswith("(")]
+    assert [p.split(":")[0] for p in numbered if not p.startswith("(7/7)")] == [p for p in PHASES[:6]]
+    assert first_run.plays[0].startswith("HEALTH")
+    assert any(p.startswith("(7/7) CUTOVER") for p in first_run.plays)
+
+    for name in lab.apps:
+        health = lab.app_health(name)
+        assert health["chroma_url"] == lab.target, health
+        assert TARGETS <= set(health["collections"]), health
+        assert f"CHROMADB_URL={lab.target}" in lab.app_config(name)
+        status, found = http(f"{lab.apps[name]}/search?q=funny+joke&collection=sergio_humor&n=3")
+        assert status == 200 and found["results"], found
+
+    # the source stays frozen: a write through the front door is refused, a read works
+    status, refused = lab.front_door_add("openwebui_core", "runbook-test-frozen")
+    assert status == 503 and refused["error"] == "WritesFrozen", refused
+    assert lab.counts(lab.front_door)["openwebui_core"] == 3000
+
+    state = lab.latest_state()
+    assert state["status"] == "complete"
+    assert [s for s in ("preflight", "freeze", "snapshot", "migrate", "validate", "gate", "cutover")
+            if state["steps"][s]["outcome"] == "ok"] == ["preflight", "freeze", "snapshot", "migrate", "validate", "gate",
+                                                         "cutover"]
+    assert state["steps"]["validate"]["result"]["overall_status"] == "PASSED"
+    imported = state["steps"]["migrate"]["result"]["target_counts"]
+    assert lab.counts(lab.target) == imported
+    reports = lab.latest_run() / "reports"
+    assert (reports / "migration_record.md").is_file()
+    summary = json.loads((reports / "summary.json").read_text())
+    print("lab figures:", summary["figures"], "steps:", [(s["step"], s["duration_s"]) for s in summary["steps"]])
+    assert summary["freeze"]["frozen_at"] and summary["figures"]["write_freeze_s"] > 0
+    # the migration ran in the background and showed progress from its checkpoint
+    progress = [r.get("msg", "") for r in first_run.task_results("Progress")]
+    assert any("phase import: batch" in m and "chunks/s" in m and "ETA" in m for m in progress), progress
+
+
+def test_second_run_changes_nothing(lab: Lab, first_run: PlaybookRun, tmp_path: Path) -> None:
+    assert first_run.status == "successful", first_run.explain()
+    before = lab.latest_run().name
+    again = run_playbook(lab, "migrate.yml", tmp_path, {"confirm": "yes"})
+    assert again.status == "successful", again.explain()
+    assert again.total("changed") == 0, again.changed_tasks
+    assert lab.latest_run().name == before
+    assert all(lab.app_health(name)["chroma_url"] == lab.target for name in lab.apps)
+
+
+def test_rollback_after_a_complete_cutover_restores_service(lab: Lab, first_run: PlaybookRun, tmp_path: Path) -> None:
+    assert first_run.status == "successful", first_run.explain()
+    target_before = lab.counts(lab.target)
+    back = run_playbook(lab, "rollback.yml", tmp_path)
+    assert back.status == "successful", back.explain()
+    for name in lab.apps:
+        assert lab.app_health(name)["chroma_url"] == lab.front_door
+        assert f"CHROMADB_URL={lab.front_door}" in lab.app_config(name)
+    # writes are open again: a real write through the front door lands on the source
+    status, body = lab.front_door_add("openwebui_core", "runbook-test-open")
+    assert status in (200, 201), body
+    assert lab.counts(lab.source)["openwebui_core"] == 3001
+    lab.source_delete("openwebui_core", "runbook-test-open")
+    # the target is kept for forensics, a report says why and how long it took
+    assert lab.counts(lab.target) == target_before
+    report = json.loads((lab.latest_run() / "reports" / "rollback_report.json").read_text())
+    assert report["trigger"] == "operator" and report["apps"] == ["app_chatbot", "app_openwebui"]
+    assert report["source"]["note"].startswith("source matched the snapshot"), report["source"]
+    print("rollback back to service (s):", report["back_to_service_s"])
+    assert lab.latest_state()["status"] == "rolled_back"
+
+
+def test_a_second_rollback_is_safe_and_restarts_nothing(lab: Lab, tmp_path: Path) -> None:
+    again = run_playbook(lab, "rollback.yml", tmp_path)
+    assert again.status == "successful", again.explain()
+    assert not [t for t in again.changed_tasks if t.startswith("Restart the app")], again.changed_tasks
+    assert not [t for t in again.changed_tasks if t.startswith("Put each config file back")], again.changed_tasks
+    for name in lab.apps:
+        assert lab.app_health(name)["chroma_url"] == lab.front_door
+    report = json.loads((lab.latest_run() / "reports" / "rollback_report.json").read_text())
+    assert "opened again by an earlier rollback" in report["source"]["note"]
+    status, listed = http(f"{lab.front_door}{DB_API}/collections?limit=10")
+    assert status == 200 and len(listed) == 6

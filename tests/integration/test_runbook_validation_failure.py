@@ -1,0 +1,62 @@
+"""A migration the validator rejects ends rolled back: apps on the source, writes open, a report.
+
+The lab holds the "damaged" dataset (8 % unfixable records). With
+min_valid_ratio lowered to 0.5 the migration imports what is valid, the
+validator then says FAILED, and the go/no-go gate rolls back automatically
+before any app was touched; the play fails on purpose with the reason.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from runbook_lab import Lab, free_port_base, run_playbook
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    lab = Lab(tmp_path_factory.mktemp("runbook-damaged"), free_port_base(), variant="damaged", scale=0.3).up()
+    try:
+        yield lab
+    finally:
+        lab.down()
+
+
+def test_validation_failure_rolls_back_automatically(lab: Lab, tmp_path: Path) -> None:
+    source_before = lab.counts(lab.source)
+    run = run_playbook(lab, "migrate.yml", tmp_path,
+                       {"confirm": "yes", "chroma_min_valid_ratio": 0.5, "chroma_expected_counts": source_before})
+    assert run.status == "failed", run.explain()
+    # the gate failed on purpose, naming the validator's verdict, after the rollback ran
+    failed = dict(run.failed_tasks)
+    assert "Stop - the migration did not complete" in failed, run.failed_tasks
+    assert "validation FAILED" in failed["Stop - the migration did not complete"]
+    assert "ROLLED BACK" in failed["Stop - the migration did not complete"]
+    assert not any(p.startswith("(7/7)") for p in run.plays), run.plays
+    assert run.task_results("Record the rollback in the run's state"), "the rollback role did not run"
+
+    # apps never left the source; writes are open again; the source is as it was
+    for name in lab.apps:
+        assert lab.app_health(name)["chroma_url"] == lab.front_door
+    status, body = lab.front_door_add("openwebui_core", "runbook-test-open-after-nogo")
+    assert status in (200, 201), body
+    lab.source_delete("openwebui_core", "runbook-test-open-after-nogo")
+    assert lab.counts(lab.source) == source_before
+
+    state = lab.latest_state()
+    assert state["status"] == "rolled_back"
+    assert state["steps"]["validate"]["result"]["overall_status"] == "FAILED"
+    assert state["steps"]["gate"]["outcome"] == "failed"
+    reports = lab.latest_run() / "reports"
+    report = json.loads((reports / "rollback_report.json").read_text())
+    assert report["trigger"] == "automatic"
+    assert report["reason"].startswith("gate: validation FAILED"), report["reason"]
+    assert report["apps"] == [] and report["source"]["checked"] is True
+    assert (reports / "rollback_report.md").is_file() and (reports / "validation_report.md").is_file()
+    # nothing says "complete": no migration record
+    assert not (reports / "migration_record.md").exists()
