@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv nginx lab-up lab-down lab-status demo test test-unit test-integration test-pytest lint molecule bench clean
+.PHONY: help venv nginx lab-up lab-down lab-clean lab-status demo test test-unit test-integration test-pytest lint molecule bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ lab-up: venv nginx ## start (or repair) the lab: source/target Chroma, nginx fro
 
 lab-down: venv ## stop everything the lab started (data under .lab/ is kept)
 	@$(LABCTL) down $(LAB_ARGS)
+
+lab-clean: venv ## stop the lab and delete its directory (data, runs, reports): the next lab-up starts fresh
+	@$(LABCTL) down --purge $(LAB_ARGS)
 
 lab-status: venv ## table of the lab's processes, ports and health
 	@$(LABCTL) status $(LAB_ARGS)

@@ -1,6 +1,7 @@
 """Bring the local lab up, down, or show its status.
 
     python -m lab.labctl up|down|status [--dir DIR] [--port-base N] [--variant legacy|damaged] [--scale F]
+    python -m lab.labctl down --purge [--dir DIR]     # and delete DIR: the next up starts fresh
 
 ``up`` is idempotent: on a running lab it changes nothing, on a half-running
 lab it starts what is down (never a duplicate), and a lab port held by
@@ -65,6 +66,11 @@ def read_map(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def holds_lab(layout: LabLayout) -> bool:
+    """Whether the directory was made by labctl (so down/purge may act on it)."""
+    return layout.lab_json.exists() or layout.supervisord_conf.exists()
 
 
 def is_running(layout: LabLayout) -> bool:
@@ -197,7 +203,7 @@ def up(layout: LabLayout, variant: str = "legacy", scale: float = 1.0, seed: int
 
 def down(layout: LabLayout, timeout: float = 30.0, say: Say = _say) -> None:
     """Stop everything this lab started; wait until none of it listens on the lab's ports."""
-    if not layout.root.exists():
+    if not holds_lab(layout):
         say(f"no lab in {layout.root}")
         return
     with _lab_lock(layout):
@@ -221,6 +227,18 @@ def down(layout: LabLayout, timeout: float = 30.0, say: Say = _say) -> None:
             time.sleep(0.2)
     for item in held:
         say(f"warning: {item.describe()}, which is not part of this lab")
+
+
+def purge(layout: LabLayout, say: Say = _say) -> None:
+    """Delete a stopped lab's directory (data, runs, reports); only a directory that holds a lab."""
+    if not layout.root.exists():
+        return
+    if not holds_lab(layout):
+        raise LabError(f"{layout.root} holds no lab (no lab.json, no supervisord.conf); not deleting it")
+    if is_running(layout):
+        raise LabError(f"the lab in {layout.root} still runs; not deleting it")
+    shutil.rmtree(layout.root)
+    say(f"deleted {layout.root}")
 
 
 def status_rows(layout: LabLayout) -> list[tuple[str, str, str, str, str]]:
@@ -275,6 +293,8 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--scale", type=float, default=1.0, help="dataset size factor for up")
     parser.add_argument("--seed", type=int, default=dataset.DEFAULT_SEED)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds up waits for health")
+    parser.add_argument("--purge", action="store_true",
+                        help="down: then delete DIR (data, runs, reports) so the next up starts fresh")
     return parser.parse_args(argv)
 
 
@@ -290,6 +310,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 0
         if args.action == "down":
             down(layout)
+            if args.purge:
+                purge(layout)
             _say(f"down: nothing of this lab listens on ports {', '.join(map(str, layout.ports.values()))}")
             return 0
         return 0 if status(layout) else 1

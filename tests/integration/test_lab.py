@@ -325,6 +325,9 @@ def test_zz_down_stops_everything(lab: LabLayout) -> None:
     assert listening == []
     assert labctl("status", "--dir", str(lab.root)).returncode == 1
     assert labctl("down", "--dir", str(lab.root)).returncode == 0  # down on a stopped lab is fine
+    purged = labctl("down", "--purge", "--dir", str(lab.root))
+    assert purged.returncode == 0 and f"deleted {lab.root}" in purged.stdout
+    assert not lab.root.exists()
 
 
 def test_dataset_cli_loads_any_server_once_with_collection_settings(chroma_factory) -> None:  # noqa: ANN001
