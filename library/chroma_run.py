@@ -17,6 +17,7 @@ description:
     so re-running a finished runbook changes nothing; C(done) tells the caller it may skip the work.
   - C(action=update) merges C(data) into the state's C(data) and may set C(status).
   - C(action=event) appends one line to the JSON-lines log (not reported as a change).
+  - C(action=list) returns every run with its status (oldest first), e.g. to protect unfinished runs' snapshots.
   - C(action=summary) returns step timings, the write-freeze window and the figures against C(limits).
   - Check mode writes nothing and reports what would change.
 version_added: "1.0.0"
@@ -26,7 +27,7 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [open, find, step_start, step_end, update, event, summary]
+    choices: [open, find, list, step_start, step_end, update, event, summary]
   runs_dir:
     description: Directory holding one sub-directory per run.
     type: path
@@ -151,6 +152,11 @@ summary:
   description: For C(summary), C(steps) (timings), C(freeze) (window), C(figures), C(within_limits), C(lines).
   returned: when action is summary
   type: dict
+runs:
+  description: For C(list), every run (C(run_id), C(status), C(created_at), C(run_dir)), oldest first.
+  returned: when action is list
+  type: list
+  elements: dict
 event:
   description: For C(event), the log line written.
   returned: when action is event
@@ -239,7 +245,7 @@ def run_module() -> None:
     module = AnsibleModule(
         argument_spec={
             "action": {"type": "str", "required": True,
-                       "choices": ["open", "find", "step_start", "step_end", "update", "event", "summary"]},
+                       "choices": ["open", "find", "list", "step_start", "step_end", "update", "event", "summary"]},
             "runs_dir": {"type": "path", "required": True},
             "run_id": {"type": "str"},
             "reuse": {"type": "bool", "default": True},
@@ -266,6 +272,8 @@ def run_module() -> None:
     try:
         if action == "open":
             module.exit_json(**do_open(module, runs_dir, write))
+        if action == "list":
+            module.exit_json(changed=False, runs=rs.describe_runs(runs_dir))
         if action == "find":
             paths, state = rs.find_run(runs_dir, p["run_id"] or None)
             module.exit_json(changed=False, run_id=paths.run_id, paths=paths.as_dict(), state=state)

@@ -215,6 +215,20 @@ def list_runs(runs_dir: Path) -> list[str]:
     )
 
 
+def describe_runs(runs_dir: Path) -> list[dict[str, Any]]:
+    """Every run with its status, oldest first; a run whose state cannot be read says so."""
+    out = []
+    for run_id in list_runs(runs_dir):
+        paths = RunPaths(runs_dir, run_id)
+        try:
+            state = read_state(paths) or {}
+        except RunStateError as exc:
+            state = {"status": "unreadable", "status_reason": str(exc)}
+        out.append({"run_id": run_id, "status": state.get("status"), "created_at": state.get("created_at"),
+                    "run_dir": str(paths.run_dir)})
+    return out
+
+
 def latest_run_id(runs_dir: Path) -> Optional[str]:
     """The run ``latest`` points at, else the newest run directory."""
     link = runs_dir / LATEST

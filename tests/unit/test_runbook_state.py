@@ -122,3 +122,12 @@ def test_summary_compares_figures_with_limits() -> None:
     lines = render_lines(summary)
     assert any("write freeze: 47.0 s (target <= 45 s: MISSED)" in line for line in lines), lines
     assert [row["step"] for row in summary["steps"]] == ["preflight", "cutover"]
+
+
+def test_describe_runs_lists_statuses_oldest_first(tmp_path: Path) -> None:
+    first = rs.open_run(tmp_path).paths
+    rs.mutate_state(first, lambda s: rs.set_status(s, "rolled_back", "x"))
+    second = rs.open_run(tmp_path).paths
+    runs = rs.describe_runs(tmp_path)
+    assert [(r["run_id"], r["status"]) for r in runs] == sorted(
+        [(first.run_id, "rolled_back"), (second.run_id, "running")])
