@@ -310,9 +310,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 0
         if args.action == "down":
             down(layout)
+            _say(f"down: nothing of this lab listens on ports {', '.join(map(str, layout.ports.values()))}")
             if args.purge:
                 purge(layout)
-            _say(f"down: nothing of this lab listens on ports {', '.join(map(str, layout.ports.values()))}")
             return 0
         return 0 if status(layout) else 1
     except (LabError, LayoutError, ValueError) as exc:
