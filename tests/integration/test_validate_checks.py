@@ -296,3 +296,19 @@ def test_broken_citations_fail(world, tmp_path):
     assert cites["status"] == "FAILED" and figures["malformed"] == 2 and figures["duplicate"] == 2  # each pair shares one value
     assert any(victims[0] in e for e in cites["offending_ids"]["malformed"])
     assert "Citation Reference Errors" in report["rollback_reasons"]
+
+
+def test_marginal_completeness_is_a_warning_without_rollback(world, tmp_path):
+    """Runbook step 5: metadata completeness 99%+ (but not 100%) is marginal -> WARNING."""
+    _, client = fresh_target(world)
+    total = sum(world["counts"].values())
+    n = max(1, total // 200)   # 0.5%
+    coll = client.get_collection("sergio_corpus")
+    victims = pick(coll, n)
+    rewrite(coll, victims, lambda m: {k: v for k, v in m.items() if k != "author"})
+    report = validate(world, client, tmp_path)
+    meta = check(report, "metadata_completeness")
+    assert meta["status"] == "WARNING" and 99.0 <= meta["figures"]["complete_percentage"] < 100.0
+    assert report["overall_status"] == "WARNING" and report["rollback_triggered"] is False
+    assert report["rollback_reason"] is None and report["record_pass_rate"] > 99.0
+    assert "REVIEW" in Path(report["report_md"]).read_text()

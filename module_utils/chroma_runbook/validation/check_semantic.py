@@ -9,6 +9,7 @@ target lost: max(0, (source - target) / source) in percent.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
 import numpy as np
@@ -49,16 +50,20 @@ def _target_space(ctx: Context, name: str) -> str:
 
 
 def _sampled(ctx: Context, rng: np.random.Generator) -> tuple[dict, dict]:
-    source_recall: dict[str, list[float]] = {}
+    """Recall per sampled query, per source and per target collection (queries sent in parallel)."""
+    jobs: list[tuple[str, str, Any, np.ndarray, list[str], np.ndarray, str]] = []
     for name, coll in ctx.source.items():
         rows = sample_rows(coll.count, ctx.sample_size, rng)
-        source_recall[name] = _measure(coll.handle, coll.vectors, coll.ids, coll.vectors[rows], coll.space, ctx.k)
-    target_recall: dict[str, list[float]] = {}
+        jobs.append(("source", name, coll.handle, coll.vectors, coll.ids, coll.vectors[rows], coll.space))
     for name in sorted(ctx.expectation.targets):
         ids, members, _ = _target_members(ctx, name)
         rows = sample_rows(len(ids), ctx.sample_size, rng)
         handle = ctx.target[name].handle if name in ctx.target else None
-        target_recall[name] = _measure(handle, members, ids, members[rows], _target_space(ctx, name), ctx.k)
+        jobs.append(("target", name, handle, members, ids, members[rows], _target_space(ctx, name)))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        recalls = list(pool.map(lambda job: _measure(job[2], job[3], job[4], job[5], job[6], ctx.k), jobs))
+    source_recall = {job[1]: r for job, r in zip(jobs, recalls) if job[0] == "source"}
+    target_recall = {job[1]: r for job, r in zip(jobs, recalls) if job[0] == "target"}
     return source_recall, target_recall
 
 
