@@ -221,7 +221,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=40000)
     parser.add_argument("--rss-sizes", type=int, nargs="*", default=[10000, 100000])
-    parser.add_argument("--writers", type=int, default=2)
+    parser.add_argument("--writers", type=int, default=1)
     parser.add_argument("--skip-ratio", action="store_true")
     parser.add_argument("--skip-rss", action="store_true")
     args = parser.parse_args()

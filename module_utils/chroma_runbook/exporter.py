@@ -1,11 +1,12 @@
 """Phase 1: reading the source collections (paged, in insertion order, writes frozen)."""
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Sequence
 
-from .prefetch import prefetch
-from .paging import collection_settings, iter_pages
+from .paging import INCLUDE_ALL, collection_settings, page_to_records
 from .records import Record
 
 
@@ -69,14 +70,38 @@ def select_collections(client: Any, wanted: Optional[Sequence[str]]) -> list[Sou
 
 
 def iter_source_records(client: Any, sources: Sequence[SourceCollection], page_size: int,
-                        depth: int = 3) -> Iterator[tuple[SourceCollection, list[Record]]]:
-    """Pages of every source collection, read by a thread ``depth`` pages ahead of the caller,
-    so reading the source overlaps transforming and validating."""
+                        readers: int = 2, depth: int = 4) -> Iterator[tuple[SourceCollection, list[Record]]]:
+    """Pages of every source collection in insertion order.
 
-    def pages() -> Iterator[tuple[SourceCollection, list[Record]]]:
-        for source in sources:
-            collection = client.get_collection(source.name)
-            for page in iter_pages(collection, page_size):
-                yield source, page
+    ``readers`` threads fetch up to ``depth`` pages ahead (by offset: writes are frozen, so the
+    count is known and pages are stable); pages are still yielded in order, so everything
+    downstream (spool, batches, duplicate detection) is deterministic.
+    """
+    if page_size < 1:
+        raise ValueError(f"page_size must be >= 1, got {page_size}")
+    with ThreadPoolExecutor(max_workers=max(1, readers), thread_name_prefix="chroma-export") as pool:
+        pending: deque[tuple[SourceCollection, Future[list[Record]]]] = deque()
+        try:
+            for source, offset, collection in _page_plan(client, sources, page_size):
+                pending.append((source, pool.submit(_read_page, collection, offset, page_size)))
+                if len(pending) >= depth:
+                    done_source, fut = pending.popleft()
+                    yield done_source, fut.result()
+            while pending:
+                done_source, fut = pending.popleft()
+                yield done_source, fut.result()
+        finally:
+            for _, fut in pending:
+                fut.cancel()
 
-    return prefetch(pages(), depth, name="chroma-export")
+
+def _page_plan(client: Any, sources: Sequence[SourceCollection], page_size: int) -> Iterator[tuple[SourceCollection, int, Any]]:
+    for source in sources:
+        collection = client.get_collection(source.name)
+        for offset in range(0, source.count, page_size):
+            yield source, offset, collection
+
+
+def _read_page(collection: Any, offset: int, page_size: int) -> list[Record]:
+    page = collection.get(limit=page_size, offset=offset, include=INCLUDE_ALL)
+    return page_to_records(page, collection.name)

@@ -39,7 +39,7 @@ class MigrationOptions:
     existing: str = "fail"
     log_path: Optional[str] = None
     verify_sample: int = 100
-    writers: int = 2
+    writers: int = 1
     page_size: int = 1000
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     keep_spool: bool = False

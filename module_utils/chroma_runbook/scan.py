@@ -127,6 +127,11 @@ def scan_sources(client: Any, sources: Sequence[SourceCollection], transformer: 
         if progress is not None:
             progress(result)
         waited = time.perf_counter()
+    changed = [f"{s.name} (count {s.count}, read {result.by_source.get(s.name, {}).get('read', 0)})"
+               for s in sources if result.by_source.get(s.name, {}).get("read", 0) != s.count]
+    if changed:
+        raise RuntimeError(f"source collection(s) changed while they were read: {', '.join(changed)}; "
+                           f"writes to the source must be frozen during a migration")
     for target, planner in planners.items():
         result.targets[target]["batches"] = planner.total()
     result.by_issue = dict(by_issue.most_common())

@@ -83,7 +83,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(lab_servers, tmp_path: Pa
     assert rc == 0, out
 
     ck = tmp_path / "ck"
-    args = lab_args(source.url, target.url, ck, "killme")
+    args = dict(lab_args(source.url, target.url, ck, "killme"), writers=2)  # out-of-order acks too
     proc, _ = start_play(tmp_path, args, "first")
     ckpt_file = ck / "killme.checkpoint.json"
     if kill_when == "export":
