@@ -312,3 +312,17 @@ def test_marginal_completeness_is_a_warning_without_rollback(world, tmp_path):
     assert report["overall_status"] == "WARNING" and report["rollback_triggered"] is False
     assert report["rollback_reason"] is None and report["record_pass_rate"] > 99.0
     assert "REVIEW" in Path(report["report_md"]).read_text()
+
+
+def test_empty_target_is_total_loss(world, tmp_path):
+    """A migration that wrote nothing: every check that can tell says so, reason Data Loss Detected."""
+    target = world["target"]
+    database = f"e_{uuid.uuid4().hex[:10]}"
+    chromadb.AdminClient(Settings(chroma_api_impl="chromadb.api.fastapi.FastAPI", chroma_server_host="127.0.0.1",
+                                  chroma_server_http_port=target.port,
+                                  anonymized_telemetry=False)).create_database(database)
+    report = validate(world, connect({"url": target.url, "database": database}), tmp_path)
+    assert report["overall_status"] == "FAILED" and report["rollback_reason"] == "Data Loss Detected"
+    assert report["data_loss_percentage"] > 95.0 and report["semantic_divergence_percentage"] == 100.0
+    dist = check(report, "collection_distribution")
+    assert sorted(dist["figures"]["missing_collections"]) == sorted(world["counts"])

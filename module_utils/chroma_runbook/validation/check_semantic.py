@@ -28,7 +28,10 @@ def _measure(handle: Any, members: np.ndarray, ids: list[str], queries: np.ndarr
     if handle is None:
         return [0.0] * len(queries)
     dist = distances(queries, members, space)
-    returned = query_ids(handle, queries, k_eff, where)
+    try:
+        returned = query_ids(handle, queries, k_eff, where)
+    except Exception:  # noqa: BLE001 - a collection that cannot answer (wrong dimension, gone) finds nothing
+        return [0.0] * len(queries)
     return recall_with_ties(returned, {rid: i for i, rid in enumerate(ids)}, dist, k_eff)
 
 
