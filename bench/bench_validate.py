@@ -25,6 +25,7 @@ from bench_snapshot import start_server, stop  # noqa: E402
 from chroma_runbook.connection import connect  # noqa: E402
 from chroma_runbook.migration import run_migration  # noqa: E402
 from chroma_runbook.migration_options import MigrationOptions  # noqa: E402
+from chroma_runbook.snapshot import take_snapshot  # noqa: E402
 from chroma_runbook.transform import Transformer  # noqa: E402
 from chroma_runbook.validation.runner import ValidationOptions, run_validation  # noqa: E402
 from lab import dataset  # noqa: E402
@@ -54,13 +55,17 @@ def main() -> int:
                                        routing=routing, schema=schema, rejects_path=str(rejects)).validate())
         print(f"migrated in {time.perf_counter() - t0:.1f}s")
         transformer = Transformer.from_options(routing, schema)
-        for i in range(args.repeat):
-            options = ValidationOptions(report_dir=str(work / "reports"), rejects_path=str(rejects), workers=args.workers)
+        snap = work / "snapshot"
+        take_snapshot(connect({"url": src_url}), snap)
+        for i in range(args.repeat * 2):
+            from_snapshot = i % 2 == 1
+            options = ValidationOptions(report_dir=str(work / "reports"), rejects_path=str(rejects), workers=args.workers,
+                                        source_snapshot=str(snap) if from_snapshot else None)
             t0, c0 = time.perf_counter(), time.process_time()
             report = run_validation(connect({"url": src_url}), connect({"url": dst_url}), transformer, options)
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             load = os.getloadavg()[0]
-            print(f"run {i + 1}: {seconds:.2f}s wall, {cpu:.2f}s CPU in this process (load average {load:.1f})  {report['source_total']} source + {report['target_total']} target "
+            print(f"run {i // 2 + 1} (source from {'snapshot' if from_snapshot else 'server'}): {seconds:.2f}s wall, {cpu:.2f}s CPU in this process (load average {load:.1f})  {report['source_total']} source + {report['target_total']} target "
                   f"records x 768 -> {report['overall_status']}, divergence {report['semantic_divergence_percentage']}%")
             print("   phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in report["durations"].items()))
     finally:

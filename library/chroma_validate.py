@@ -82,6 +82,13 @@ options:
         queries are never embedded from text), optional C(name), C(collection) (a target collection),
         C(where) (metadata filter) and C(k)."
     type: path
+  source_snapshot:
+    description:
+      - "A logical snapshot of the source taken by chroma_snapshot while writes were frozen (runbook
+        step 2). The source's records are read from its files (verified by SHA-256 first) instead of
+        being paged through the server: much faster. The source server is still queried for the
+        semantic search baseline."
+    type: path
   page_size:
     description: Records read per request.
     type: int
@@ -109,6 +116,7 @@ EXAMPLES = r"""
     routing: "{{ chroma_routing }}"
     schema: "{{ chroma_schema_profile }}"
     rejects_path: "{{ run_dir }}/rejects.jsonl"
+    source_snapshot: "{{ run_dir }}/snapshot"
     report_dir: "{{ run_dir }}/reports"
   register: validation
 
@@ -199,6 +207,7 @@ ARGUMENT_SPEC = {
     "report_dir": {"type": "path", "required": True},
     "rejects_path": {"type": "path"},
     "test_queries_path": {"type": "path"},
+    "source_snapshot": {"type": "path"},
     "page_size": {"type": "int", "default": 1000},
     "workers": {"type": "int", "default": 4},
     "max_listed_ids": {"type": "int", "default": 20},
@@ -216,7 +225,8 @@ def run_module() -> None:
             report_dir=p["report_dir"], collections=p["collections"], k=p["k"], sample_size=p["sample_size"],
             seed=p["seed"], thresholds=p["thresholds"], rejects_path=p["rejects_path"],
             test_queries_path=p["test_queries_path"], page_size=p["page_size"], workers=p["workers"],
-            max_listed_ids=p["max_listed_ids"], source_label=source_spec.describe(),
+            max_listed_ids=p["max_listed_ids"], source_snapshot=p["source_snapshot"],
+            source_label=source_spec.describe(),
             target_label=target_spec.describe(),
         )
         options.check()

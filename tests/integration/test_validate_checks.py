@@ -47,8 +47,10 @@ def world(tmp_path_factory):
         counts = migrate_copy(source.client(), target.client(), transformer, rejects)
         golden = base / "golden"
         take_snapshot(target.client(), golden)
+        source_snapshot = base / "source-snapshot"
+        take_snapshot(source.client(), source_snapshot)
         yield {"source": source, "target": target, "transformer": transformer, "rejects": rejects,
-               "golden": golden, "counts": counts, "base": base}
+               "golden": golden, "counts": counts, "base": base, "source_snapshot": source_snapshot}
     finally:
         for server in servers:
             server.stop()
@@ -326,3 +328,18 @@ def test_empty_target_is_total_loss(world, tmp_path):
     assert report["data_loss_percentage"] > 95.0 and report["semantic_divergence_percentage"] == 100.0
     dist = check(report, "collection_distribution")
     assert sorted(dist["figures"]["missing_collections"]) == sorted(world["counts"])
+
+
+def test_source_read_from_its_snapshot_gives_the_same_verdicts(world, tmp_path):
+    _, client = fresh_target(world)
+    from_server = validate(world, client, tmp_path / "a")
+    from_snapshot = validate(world, client, tmp_path / "b", source_snapshot=str(world["source_snapshot"]))
+    assert from_snapshot["overall_status"] == "PASSED" and "read_source_snapshot" in from_snapshot["durations"]
+    for a, b in zip(from_server["checks"], from_snapshot["checks"]):
+        assert (a["name"], a["status"], a["offending_counts"]) == (b["name"], b["status"], b["offending_counts"])
+    coll = client.get_collection("sergio_personality")
+    victims = pick(coll, 3)
+    got = get_all(coll, victims)
+    coll.update(ids=got["ids"], embeddings=np.asarray(got["embeddings"], dtype=np.float32) * 2)
+    damaged = validate(world, client, tmp_path / "c", source_snapshot=str(world["source_snapshot"]))
+    assert check(damaged, "embedding_integrity")["offending_ids"]["altered"] == victims

@@ -20,7 +20,7 @@ from .context import CheckResult, Context
 from .expectation import build_expectation_streaming
 from .inputs import load_rejects, load_test_queries
 from .report import report_paths, write_reports
-from .sides import ParallelReader, finish_side, list_names, start_side
+from .sides import ParallelReader, finish_side, list_names, read_snapshot_side, start_side
 from .thresholds import FAILED, PASSED, ROLLBACK_REASONS, SKIPPED, WARNING, grade_high, merge_thresholds, pct, worst
 
 CHECKS: Sequence[Callable[[Context], CheckResult]] = (
@@ -50,6 +50,7 @@ class ValidationOptions:
     page_size: int = 1000
     max_listed_ids: int = 20
     workers: int = 4
+    source_snapshot: Optional[str] = None
     source_label: str = ""
     target_label: str = ""
 
@@ -112,17 +113,27 @@ def run_validation(source_client: Any, target_client: Any, transformer: Transfor
     thresholds = merge_thresholds(options.thresholds)
     rejects = load_rejects(options.rejects_path) if options.rejects_path else None
     queries = load_test_queries(options.test_queries_path) if options.test_queries_path else []
-    source_names = options.collections or list_names(source_client)
-    target_names = _target_names(transformer, source_names, list_names(target_client))
     durations: dict[str, float] = {}
     clock = time.monotonic()
+    snapshot_source = None
+    if options.source_snapshot:
+        snapshot_source = read_snapshot_side(options.source_snapshot, options.collections, source_client)
+        clock = _lap(durations, "read_source_snapshot", clock)
+    source_names = list(snapshot_source) if snapshot_source is not None else (
+        options.collections or list_names(source_client))
+    target_names = _target_names(transformer, source_names, list_names(target_client))
     reader = ParallelReader(options.workers)
     try:
-        pending_source = start_side(reader, source_client, source_names, options.page_size, True, "source")
+        pending_source = {} if snapshot_source is not None else start_side(
+            reader, source_client, source_names, options.page_size, True, "source")
         pending_target = start_side(reader, target_client, target_names, options.page_size, False, "target")
         source: dict[str, Any] = {}
 
         def arriving() -> Iterator[tuple[str, Any]]:
+            if snapshot_source is not None:
+                source.update(snapshot_source)
+                yield from snapshot_source.items()
+                return
             for name, wait in pending_source.items():
                 source[name] = wait()
                 yield name, source[name]
@@ -168,6 +179,7 @@ def run_validation(source_client: Any, target_client: Any, transformer: Transfor
         "source_total": expectation.source_total,
         "target_total": sum(c.count for c in target.values()),
         "rejects_path": options.rejects_path,
+        "source_snapshot": options.source_snapshot,
         "test_queries_path": options.test_queries_path,
         "thresholds": thresholds,
         "checks": [r.as_dict() for r in results],
