@@ -249,6 +249,21 @@ def test_up_repairs_a_half_running_lab(lab: LabLayout) -> None:
     assert http(lab.url("app_openwebui") + "/health")[1]["collections"]["openwebui_core"] == 3000
 
 
+def test_up_after_supervisord_was_killed_replaces_its_orphans(lab: LabLayout) -> None:
+    before = pids(lab)
+    psutil.Process(before["supervisord"]).kill()  # SIGKILL: its programs live on without it
+    wait_for(lambda: supervisord_process(lab) is None, 20, "supervisord to die")
+    orphans = [psutil.Process(before[p]) for p in ("source_chroma", "target_chroma", "app_openwebui", "app_chatbot")]
+    assert all(p.is_running() for p in orphans)
+    done = labctl("up", "--dir", str(lab.root))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("stopped a leftover of this lab") == 4
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in orphans)
+    after = pids(lab)
+    assert after["supervisord"] != before["supervisord"] and after["nginx"] == before["nginx"]
+    assert http(lab.url("app_openwebui") + "/health")[1]["collections"]["openwebui_core"] == 3000
+
+
 def test_cutover_is_editing_app_env_and_restarting(lab: LabLayout) -> None:
     env = lab.app_env("app_chatbot")
     original = env.read_text()
