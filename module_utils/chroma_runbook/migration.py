@@ -198,6 +198,8 @@ class Migration:
             raise MigrationError(
                 f"run {self.opts.run_id} completed earlier, but the target no longer matches it: {bad}. "
                 f"Use resume=false (and existing=replace) to migrate again.", self._result(failed=True))
+        if not self.check_mode:  # a crash between "completed" and removing the spool left it behind
+            remove(self.opts.spool_dir)
         result = dict(state.data.get("result") or {})
         result.update(changed=False, already_completed=True, dry_run=self.check_mode,
                       current_counts={n: c["count"] for n, c in counts.items()})
@@ -316,11 +318,14 @@ class Migration:
             tstate.setdefault("imported", 0)
             tstate.setdefault("batches_done", 0)
             if action.action == "create":
-                tstate.update(state="creating")
+                was_replacing = tstate.get("state") == "replacing"  # dropped just before a crash
+                tstate.update(state="replacing" if was_replacing else "creating")
                 state.save()
                 col = create_collection(client, plan)
-                tstate.update(state="created", id=str(col.id))
+                tstate.update(state="replaced" if was_replacing else "created", id=str(col.id))
                 state.data["created_collections"] = _add(state.data["created_collections"], plan.name)
+                if was_replacing:
+                    state.data["replaced_collections"] = _add(state.data["replaced_collections"], plan.name)
                 self.changed = True
             elif action.action == "replace":
                 tstate.update(state="replacing", old_id=action.old_id, replaced_count=action.preexisting)
