@@ -70,7 +70,7 @@ def select_collections(client: Any, wanted: Optional[Sequence[str]]) -> list[Sou
 
 
 def iter_source_records(client: Any, sources: Sequence[SourceCollection], page_size: int,
-                        readers: int = 2, depth: int = 4) -> Iterator[tuple[SourceCollection, list[Record]]]:
+                        readers: int = 2, depth: int = 3) -> Iterator[tuple[SourceCollection, list[Record]]]:
     """Pages of every source collection in insertion order.
 
     ``readers`` threads fetch up to ``depth`` pages ahead (by offset: writes are frozen, so the

@@ -40,7 +40,7 @@ class MigrationOptions:
     log_path: Optional[str] = None
     verify_sample: int = 100
     writers: int = 1
-    page_size: int = 1000
+    page_size: int = 500  # a 768-dim page of 500 is ~20 MB of Python objects while it is parsed
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     keep_spool: bool = False
     # filled by validate()
