@@ -120,3 +120,18 @@ def test_bad_options_fail_naming_the_option(chroma_pair, tmp_path: Path) -> None
     rc, res, _ = run_migrate(tmp_path, args, name="collections")
     assert rc != 0 and "collections: ['nope'] not found on the source" in res["msg"]
     assert target.client().list_collections() == []
+
+
+def test_existing_replace_drops_and_recreates(chroma_pair, tmp_path: Path) -> None:
+    source, target = chroma_pair
+    load_awkward(source.client())
+    foreign = target.client().create_collection("awk_ip", metadata={"hnsw:space": "ip"}, embedding_function=None)
+    foreign.add(ids=["foreign-1", "ip/0"], embeddings=np.full((2, 8), 9, np.float32), documents=["x", "stale"])
+    args = base_args(source.url, target.url, tmp_path / "ck", existing="replace", run_id="replace")
+    rc, res, out = run_migrate(tmp_path, args)
+    assert rc == 0, out
+    assert res["replaced_collections"] == ["awk_ip"] and "awk_ip" in res["created_collections"]
+    col = target.client().get_collection("awk_ip")
+    assert col.count() == 50 and col.get(ids=["foreign-1"])["ids"] == []
+    assert col.get(ids=["ip/0"], include=["metadatas"])["metadatas"] == [{"only": 0}]
+    assert res["verification"]["passed"] is True
