@@ -74,36 +74,42 @@ def tagged_processes(tag: str) -> list[psutil.Process]:
     return found
 
 
-def kill_mid_import(tag: str, target: str, expect_total: int, timeout: float) -> dict[str, Any]:
-    """Wait until the target holds some but not most records, then SIGKILL every tagged process."""
+def is_module_process(cmdline: str) -> bool:
+    """The migration module itself (or the async wrapper running it), not ansible-playbook."""
+    return "AnsiballZ_chroma_migrate" in cmdline or ("async_wrapper" in cmdline and "chroma_migrate" in cmdline)
+
+
+def kill_mid_import(tag: str, target: str, expect_total: int, timeout: float, log_dir: Path) -> dict[str, Any]:
+    """Once the module runs and the target holds some but not most records, SIGKILL every tagged process."""
     deadline = time.monotonic() + timeout
-    low, high = 1, max(2, int(expect_total * 0.6))
+    high = max(2, int(expect_total * 0.6))
     seen = 0
+    victims: list[psutil.Process] = []
     while time.monotonic() < deadline:
         try:
             seen = target_total(target)
         except Exception:  # noqa: BLE001 - the target may not have collections yet
             seen = 0
-        if low <= seen < high:
-            break
         if seen >= high:
             return {"killed": False, "reason": f"import passed {high} records before it could be killed", "target_total": seen}
+        if seen >= 1:
+            victims = tagged_processes(tag)
+            if any(is_module_process(" ".join(p.cmdline())) for p in victims):
+                break
         time.sleep(0.05)
     else:
-        return {"killed": False, "reason": f"no record reached the target within {timeout}s", "target_total": seen}
-    victims = tagged_processes(tag)
-    described = []
+        return {"killed": False, "reason": f"no import seen within {timeout}s", "target_total": seen}
+    described = [{"pid": p.pid, "cmdline": " ".join(p.cmdline())[:300]} for p in victims]
+    (log_dir / "kill_victims.json").write_text(json.dumps(described, indent=1), encoding="utf-8")
     for proc in victims:
         try:
-            described.append({"pid": proc.pid, "cmdline": " ".join(proc.cmdline())[:200]})
             proc.send_signal(signal.SIGKILL)
         except psutil.NoSuchProcess:
             continue
     psutil.wait_procs(victims, timeout=10)
     survivors = [p.pid for p in tagged_processes(tag)]
     return {"killed": True, "target_total": seen, "processes": described, "survivors": survivors,
-            "module_killed": any("chroma_migrate" in d["cmdline"] or "AnsiballZ" in d["cmdline"] or "async_wrapper" in d["cmdline"]
-                                 for d in described)}
+            "module_killed": any(is_module_process(d["cmdline"]) for d in described)}
 
 
 def main(argv: list[str]) -> int:
@@ -145,7 +151,7 @@ def main(argv: list[str]) -> int:
     if args.kill_mid_import:
         if not args.target or args.expect_total <= 0:
             parser.error("--kill-mid-import needs --target and --expect-total")
-        kill = kill_mid_import(tag, args.target, args.expect_total, args.timeout)
+        kill = kill_mid_import(tag, args.target, args.expect_total, args.timeout, private)
     thread.join()
     stdout_file = Path(runner.config.artifact_dir) / "stdout"
     out: dict[str, Any] = {
