@@ -352,7 +352,8 @@ log_path:
 checkpoint:
   description:
     - "Not returned: the fields of the checkpoint file, for progress displays. C(phase) (export, validated,
-      import, verify, completed), C(total_chunks), C(valid_chunks), C(processed_chunks) (rejected + imported),
+      import, verify, completed), C(exported_chunks) (records read so far, updated every 2 s during export),
+      C(total_chunks), C(valid_chunks), C(processed_chunks) (rejected + imported),
       C(successful_chunks) (imported), C(failed_chunks) (rejected), C(last_batch_index) (every batch up to
       it is acknowledged; -1 before the first), C(acked_beyond) (batches acknowledged after it, out of order),
       C(total_batches), C(errors), C(targets) (per target C(expected), C(imported), C(batches_total),

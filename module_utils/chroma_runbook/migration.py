@@ -97,6 +97,7 @@ class Migration:
         self.opts = options.validate()
         self.check_mode = check_mode
         self.progress = progress
+        self._last_progress = 0.0
         self.ckpt_path = checkpoint_path(self.opts.checkpoint_dir, str(self.opts.run_id))
         self.log = RunLog(None, str(self.opts.run_id))  # opened once the lock is held
         self.started = time.monotonic()
@@ -253,6 +254,10 @@ class Migration:
         return scan
 
     def _scan_progress(self, scan: ScanResult) -> None:
+        now = time.monotonic()
+        if self.state is not None and now - self._last_progress >= 2.0:
+            self._last_progress = now
+            self.state.save(exported_chunks=scan.total, rejected_so_far=scan.rejected)
         if self.progress is not None:
             self.progress({"phase": "export", "read": scan.total, "valid": scan.valid, "rejected": scan.rejected})
 
