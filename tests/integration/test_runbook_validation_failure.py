@@ -1,9 +1,10 @@
-"""A migration the validator rejects ends rolled back: apps on the source, writes open, a report.
+"""Failures after the freeze end rolled back: apps on the source, writes open, a report, a failed play.
 
-The lab holds the "damaged" dataset (8 % unfixable records). With
-min_valid_ratio lowered to 0.5 the migration imports what is valid, the
-validator then says FAILED, and the go/no-go gate rolls back automatically
-before any app was touched; the play fails on purpose with the reason.
+The lab holds the "damaged" dataset (8 % unfixable records). First the
+migration's own 95 % gate stops before writing anything; then, with
+min_valid_ratio lowered to 0.5, the migration imports what is valid and the
+validator, asked for bit-exact embeddings (cosine storage moves vectors by
+~2e-7), says FAILED: the go/no-go gate rolls back before any app is touched.
 """
 from __future__ import annotations
 
@@ -27,10 +28,37 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         lab.down()
 
 
+def _apps_on_source_and_writes_open(lab: Lab, source_before: dict[str, int]) -> None:
+    for name in lab.apps:
+        assert lab.app_health(name)["chroma_url"] == lab.front_door
+    status, body = lab.front_door_add("openwebui_core", "runbook-test-open-after-failure")
+    assert status in (200, 201), body
+    lab.source_delete("openwebui_core", "runbook-test-open-after-failure")
+    assert lab.counts(lab.source) == source_before
+
+
+def test_too_many_invalid_records_stop_before_writing_and_roll_back(lab: Lab, tmp_path: Path) -> None:
+    source_before = lab.counts(lab.source)
+    run = run_playbook(lab, "migrate.yml", tmp_path, {"confirm": "yes", "chroma_expected_counts": source_before})
+    assert run.status == "failed", run.explain()
+    failed = dict(run.failed_tasks)
+    stop = failed.get("Stop - the migration did not complete", "")
+    assert stop.startswith("MIGRATION STOPPED at migrate") and "ROLLED BACK" in stop, run.failed_tasks
+    assert not any(p.startswith("(5/7)") for p in run.plays), run.plays
+    assert lab.counts(lab.target) == {}, "nothing may be written below the 95 % gate"
+    _apps_on_source_and_writes_open(lab, source_before)
+    state = lab.latest_state()
+    assert state["status"] == "rolled_back" and state["steps"]["migrate"]["outcome"] == "failed"
+    report = json.loads((lab.latest_run() / "reports" / "rollback_report.json").read_text())
+    assert report["trigger"] == "automatic" and report["reason"].startswith("migrate:"), report
+    assert report["source"]["checked"] is True and report["source"]["restored"] == []
+
+
 def test_validation_failure_rolls_back_automatically(lab: Lab, tmp_path: Path) -> None:
     source_before = lab.counts(lab.source)
     run = run_playbook(lab, "migrate.yml", tmp_path,
-                       {"confirm": "yes", "chroma_min_valid_ratio": 0.5, "chroma_expected_counts": source_before})
+                       {"confirm": "yes", "chroma_min_valid_ratio": 0.5, "chroma_expected_counts": source_before,
+                        "chroma_validate_thresholds": {"embedding_atol": 0, "embedding_rtol": 0}})
     assert run.status == "failed", run.explain()
     # the gate failed on purpose, naming the validator's verdict, after the rollback ran
     failed = dict(run.failed_tasks)
@@ -41,12 +69,7 @@ def test_validation_failure_rolls_back_automatically(lab: Lab, tmp_path: Path) -
     assert run.task_results("Record the rollback in the run's state"), "the rollback role did not run"
 
     # apps never left the source; writes are open again; the source is as it was
-    for name in lab.apps:
-        assert lab.app_health(name)["chroma_url"] == lab.front_door
-    status, body = lab.front_door_add("openwebui_core", "runbook-test-open-after-nogo")
-    assert status in (200, 201), body
-    lab.source_delete("openwebui_core", "runbook-test-open-after-nogo")
-    assert lab.counts(lab.source) == source_before
+    _apps_on_source_and_writes_open(lab, source_before)
 
     state = lab.latest_state()
     assert state["status"] == "rolled_back"
@@ -55,7 +78,7 @@ def test_validation_failure_rolls_back_automatically(lab: Lab, tmp_path: Path) -
     reports = lab.latest_run() / "reports"
     report = json.loads((reports / "rollback_report.json").read_text())
     assert report["trigger"] == "automatic"
-    assert report["reason"].startswith("gate: validation FAILED"), report["reason"]
+    assert report["reason"].startswith("gate: validation FAILED: Embedding Corruption"), report["reason"]
     assert report["apps"] == [] and report["source"]["checked"] is True
     assert (reports / "rollback_report.md").is_file() and (reports / "validation_report.md").is_file()
     # nothing says "complete": no migration record
