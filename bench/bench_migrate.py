@@ -11,8 +11,10 @@ pair of servers and the same records:
   2. ansible-playbook running chroma_migrate (copy: no routing, no schema) - wall clock of
      the whole playbook, including start-up, the validation pass, import and verification;
   3. plain add() again (the box is shared: both plain runs are printed, the mean is used);
-  4. ansible-playbook with the lab routing + 12-field profile (4 cosine targets).
-Ratio = plain add rate / migration rate over the same number of records (>= 0.85 wanted).
+  4. ansible-playbook with the lab routing + 12-field profile (4 cosine targets);
+  5. plain add() a third time.
+Ratio = migration rate / plain add rate over the same records (>= 0.85 wanted); each migration
+is compared with the mean of the plain runs just before and after it.
 Peak RSS of the module process (its own getrusage and a psutil sampler) at each --rss-sizes.
 Prints figures; asserts nothing.
 """
@@ -195,7 +197,12 @@ def bench_ratio(records: int, writers: int) -> None:
                                      routing=group_var("routing.yml", "chroma_routing"),
                                      schema=group_var("schema_profile.yml", "chroma_schema_profile"))
             describe("chroma_migrate lab profile", lab, wall, rss)
-            print(f"RATIO lab profile: {lab['imported'] / wall / plain_rate:.2f}")
+            n3, s3 = plain_add(target, scale, "plain3_")
+            print(f"plain add #3: {n3} records in {s3:.1f}s = {n3 / s3:,.0f} rec/s")
+            lab_plain = (n2 + n3) / (s2 + s3)
+            print(f"RATIO lab profile: migration {lab['imported'] / wall:,.0f} rec/s / plain (#2, #3) "
+                  f"{lab_plain:,.0f} rec/s = {lab['imported'] / wall / lab_plain:.2f}")
+            print(f"load average at the end {os.getloadavg()[0]:.2f}")
         finally:
             source.stop()
             target.stop()
