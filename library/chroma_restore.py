@@ -117,7 +117,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.chroma_runbook.connection import CONNECTION_ARG_SPEC, ConnectionSpec, connect
 from ansible.module_utils.chroma_runbook.manifest import SnapshotError, load_manifest
 from ansible.module_utils.chroma_runbook.physical_snapshot import restore_physical
-from ansible.module_utils.chroma_runbook.restore import RestoreRefused, restore_snapshot
+from ansible.module_utils.chroma_runbook.restore import RestoreFailed, RestoreRefused, restore_snapshot
 from ansible.module_utils.chroma_runbook.snapshot import SnapshotRefused
 
 ARGUMENT_SPEC = {
@@ -150,7 +150,9 @@ def run_module() -> None:
             result = restore_snapshot(client, path, params["collections"], params["replace"],
                                       params["batch_size"], module.check_mode).as_dict()
     except (SnapshotError, RestoreRefused, SnapshotRefused, ValueError) as exc:
-        module.fail_json(msg=f"restore refused: {exc}")
+        module.fail_json(msg=f"restore refused, nothing written: {exc}")
+    except RestoreFailed as exc:
+        module.fail_json(msg=f"restore failed part-way: {exc}")
     except Exception as exc:  # noqa: BLE001 - client/IO errors: name them
         module.fail_json(msg=f"restore from {path} failed: {type(exc).__name__}: {exc}")
     if module.check_mode:

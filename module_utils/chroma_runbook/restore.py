@@ -23,7 +23,11 @@ DEFAULT_BATCH_SIZE = 1000
 
 
 class RestoreRefused(Exception):
-    """The restore cannot go ahead; nothing has been written when this is raised before loading."""
+    """The restore cannot go ahead; nothing has been written."""
+
+
+class RestoreFailed(Exception):
+    """Loading failed part-way; the message names the collection and batch (rerun with replace=true)."""
 
 
 @dataclass
@@ -112,8 +116,9 @@ def _add_batch(collection: Any, ids: list, docs: list, metas: list, vectors: np.
     try:
         collection.add(**kwargs)
     except Exception as exc:  # chromadb raises many types; add context and re-raise
-        raise RestoreRefused(
-            f"collection {collection.name}: batch {batch_no} (ids {ids[0]}..{ids[-1]}) failed to load: {exc}"
+        raise RestoreFailed(
+            f"collection {collection.name}: batch {batch_no} (ids {ids[0]}..{ids[-1]}) failed to load: {exc}; "
+            "the collection is incomplete, rerun with replace=true"
         ) from exc
 
 
@@ -130,7 +135,7 @@ def restore_collection(client: Any, directory: Path, entry: dict[str, Any], batc
         _add_batch(collection, ids, docs, metas, vectors, batch_no)
     final = int(collection.count())
     if final != int(entry["count"]):
-        raise RestoreRefused(f"collection {entry['name']}: {final} records after restore, snapshot has {entry['count']}")
+        raise RestoreFailed(f"collection {entry['name']}: {final} records after restore, snapshot has {entry['count']}")
     return final
 
 
@@ -186,4 +191,4 @@ def restore_snapshot(
     return result
 
 
-__all__ = ["RestoreRefused", "RestoreResult", "SnapshotError", "restore_snapshot", "creation_configuration"]
+__all__ = ["RestoreFailed", "RestoreRefused", "RestoreResult", "SnapshotError", "restore_snapshot", "creation_configuration"]
