@@ -69,7 +69,7 @@ options:
     type: dict
     default: {}
   status:
-    description: For C(update), the run's new status.
+    description: For C(update) and C(step_end), the run's new status.
     type: str
     choices: [running, stopped, complete, failed, rolled_back, rollback_failed]
   fields:
@@ -213,6 +213,8 @@ def do_step(module: AnsibleModule, paths: rs.RunPaths, write: bool) -> dict[str,
     def finish(state: dict[str, Any]) -> None:
         rs.end_step(state, step, p["outcome"], p["result"], p["message"], p["started_at"])
         rs.deep_merge(state.setdefault("data", {}), p["data"])
+        if p["status"]:
+            rs.set_status(state, p["status"], p["message"])
 
     changed, state = mutate_state_or_fail(module, paths, finish, write)
     if changed:
