@@ -83,6 +83,22 @@ def test_second_run_changes_nothing(lab: Lab, first_run: PlaybookRun, tmp_path: 
     assert all(lab.app_health(name)["chroma_url"] == lab.target for name in lab.apps)
 
 
+def test_rollback_refuses_when_writes_reached_the_target(lab: Lab, first_run: PlaybookRun, tmp_path: Path) -> None:
+    assert first_run.status == "successful", first_run.explain()
+    corpus = lab.collections(lab.target)["sergio_corpus"]
+    status, body = http(f"{lab.target}{DB_API}/collections/{corpus['id']}/add", method="POST",
+                        body={"ids": ["written-after-cutover"], "embeddings": [[0.02] * 768], "documents": ["new"]})
+    assert status in (200, 201), body
+    try:
+        refused = run_playbook(lab, "rollback.yml", tmp_path)
+        assert refused.status == "failed", refused.explain()
+        messages = " ".join(msg for _, msg in refused.failed_tasks)
+        assert "REFUSED" in messages and "written on the target after the cutover" in messages, refused.failed_tasks
+        assert all(lab.app_health(name)["chroma_url"] == lab.target for name in lab.apps), "a refused rollback touched an app"
+    finally:
+        http(f"{lab.target}{DB_API}/collections/{corpus['id']}/delete", method="POST", body={"ids": ["written-after-cutover"]})
+
+
 def test_rollback_after_a_complete_cutover_restores_service(lab: Lab, first_run: PlaybookRun, tmp_path: Path) -> None:
     assert first_run.status == "successful", first_run.explain()
     target_before = lab.counts(lab.target)
