@@ -10,6 +10,7 @@ rules and the profile's required fields itself, from the same group_vars data.
     lab_facts.py routing     --source URL --target URL [--rejects FILE]   (stdin: {"routing": [...]})
     lab_facts.py required    --target URL                                 (stdin: {"profile": {...}})
     lab_facts.py fingerprint --url URL
+    lab_facts.py damage      --url URL --collection NAME --count N    (negates N stored vectors)
 
 Every command prints one JSON object on stdout and exits 0 when it could read the
 servers; the verifier's assert tasks judge the figures.
@@ -189,6 +190,17 @@ def fingerprint(url: str) -> dict[str, Any]:
     return report
 
 
+def damage(url: str, collection: str, count: int) -> dict[str, Any]:
+    """Corrupt a collection in place: the first ``count`` records get their vector negated."""
+    import numpy as np
+
+    col = client(url).get_collection(collection)
+    page = col.get(limit=count, offset=0, include=["embeddings"])
+    vectors = -np.asarray(page["embeddings"], dtype=np.float32)
+    col.update(ids=page["ids"], embeddings=vectors)
+    return {"collection": collection, "damaged": len(page["ids"]), "ids": page["ids"][:10]}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,6 +211,10 @@ def main(argv: list[str]) -> int:
     routing.add_argument("--rejects")
     sub.add_parser("required").add_argument("--target", required=True)
     sub.add_parser("fingerprint").add_argument("--url", required=True)
+    damaging = sub.add_parser("damage")
+    damaging.add_argument("--url", required=True)
+    damaging.add_argument("--collection", required=True)
+    damaging.add_argument("--count", type=int, required=True)
     args = parser.parse_args(argv)
     if args.command == "counts":
         out: dict[str, Any] = counts(args.url)
@@ -206,6 +222,8 @@ def main(argv: list[str]) -> int:
         out = routing_report(args.source, args.target, json.load(sys.stdin)["routing"], args.rejects)
     elif args.command == "required":
         out = required_report(args.target, json.load(sys.stdin)["profile"])
+    elif args.command == "damage":
+        out = damage(args.url, args.collection, args.count)
     else:
         out = fingerprint(args.url)
     json.dump(out, sys.stdout, sort_keys=True)

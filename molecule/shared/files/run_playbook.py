@@ -7,7 +7,7 @@ needed (the uninterrupted reference run). Assertions are made on runner events a
 stats, never on scraped stdout.
 
     run_playbook.py --repo DIR --playbook migrate.yml --private-dir DIR \
-        [--extra-vars JSON] [--kill-mid-import --target URL --expect-total N]
+        [--extra-vars JSON] [--tags T1,T2] [--kill-mid-import --target URL --expect-total N]
 
 Output (stdout, one JSON object):
   status, rc, duration_s, stats {changed, failures, ok, ...: {host: n}},
@@ -118,6 +118,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--playbook", required=True, help="playbook path relative to the repo")
     parser.add_argument("--private-dir", required=True, help="ansible-runner private data dir (artifacts)")
     parser.add_argument("--extra-vars", default="{}", help="JSON object of extra vars")
+    parser.add_argument("--tags", help="only these tags (comma separated), as ansible-playbook --tags")
     parser.add_argument("--kill-mid-import", action="store_true")
     parser.add_argument("--target", help="target Chroma URL watched for --kill-mid-import")
     parser.add_argument("--expect-total", type=int, default=0, help="records the full import would write")
@@ -146,6 +147,7 @@ def main(argv: list[str]) -> int:
         envvars=envvars,
         quiet=True,
         timeout=int(args.timeout),
+        **({"tags": args.tags} if args.tags else {}),
     )
     kill: dict[str, Any] | None = None
     if args.kill_mid_import:
