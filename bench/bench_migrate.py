@@ -123,6 +123,7 @@ def plain_add(server: Server, scale: float, prefix: str) -> tuple[int, float]:
 def plain_add_transformed(server: Server, scale: float, prefix: str) -> tuple[int, float]:
     """Like plain_add, but the records as the lab profile writes them (4 cosine targets,
     15-field metadata): the fair baseline for a migration that reshapes metadata."""
+    from chroma_runbook.records import Record
     from chroma_runbook.transform import Transformer
 
     transformer = Transformer.from_options(group_var("routing.yml", "chroma_routing"),
@@ -130,8 +131,6 @@ def plain_add_transformed(server: Server, scale: float, prefix: str) -> tuple[in
     rows: dict[str, list[Any]] = {}
     for data in dataset.generate("legacy", scale):
         for i, rid in enumerate(data.ids):
-            from chroma_runbook.records import Record
-
             rec = transformer.transform(Record(id=rid, embedding=data.embeddings[i], document=data.documents[i],
                                                metadata=dict(data.metadatas[i]), source_collection=data.spec.name),
                                         data.spec.space)
