@@ -54,9 +54,6 @@ demo: venv nginx ## venv + nginx + lab-up + ansible-playbook migrate.yml -e conf
 # pytest exits 5 when it collects nothing: that is a failure here, said out loud.
 PYTEST = run_pytest() { $(BIN)/pytest "$$@"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests in: $$*" >&2; fi; return $$rc; }; run_pytest
-# $(call timed,TARGET): run a sub-make target and print how long it took.
-timed = @s=$$SECONDS; echo "==> $(1)"; $(MAKE) --no-print-directory $(1); rc=$$?; \
-	echo "<== $(1): $$((SECONDS - s))s (exit $$rc)"; exit $$rc
 
 test-unit: venv ## pytest unit tests (pure functions)
 	@$(PYTEST) -q tests/unit
@@ -74,7 +71,13 @@ lint: venv ## yamllint and ansible-lint --profile production over the whole repo
 molecule: venv nginx ## every molecule scenario, one after another, on the lab (default driver)
 	$(BIN)/molecule test --all
 
+# `make test` runs every part even when one fails, prints each part's time, and
+# fails at the end naming the parts that failed.
+TEST_PARTS := lint test-pytest molecule
 test: venv nginx ## everything CI runs: lint, pytest (all of tests/), every molecule scenario
-	$(call timed,lint)
-	$(call timed,test-pytest)
-	$(call timed,molecule)
+	@failed=""; for part in $(TEST_PARTS); do \
+	  s=$$SECONDS; echo "==> $$part"; \
+	  $(MAKE) --no-print-directory $$part || failed="$$failed $$part"; \
+	  echo "<== $$part: $$((SECONDS - s))s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make test FAILED:$$failed" >&2; exit 1; fi; echo "make test passed"
