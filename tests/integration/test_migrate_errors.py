@@ -11,7 +11,6 @@ import numpy as np
 
 from chroma_runbook.migration import MigrationError, run_migration
 from chroma_runbook.migration_options import MigrationOptions
-from conftest import ChromaServer
 from migrate_play import base_args, run_migrate, snapshot
 
 
@@ -51,7 +50,7 @@ def test_target_restart_mid_import_is_retried_and_ends_exact(chroma_factory, tmp
         time.sleep(0.01)
     target.stop()  # SIGTERM, waits for exit: requests now get "connection refused"
     time.sleep(1.0)
-    ChromaServer(target.persist, target.port, target.log).start()
+    target.start()  # same object: the fixture stops the restarted server by its PID
     worker.join(timeout=300)
     assert "error" not in outcome, outcome.get("error")
     result = outcome["result"]
@@ -61,7 +60,7 @@ def test_target_restart_mid_import_is_retried_and_ends_exact(chroma_factory, tmp
     retry = next(e for e in log if e["event"] == "retry")
     assert retry["collection"] == "restart_me" and "batch_index" in retry
     want = snapshot(source.client())["restart_me"]["rows"]
-    got = snapshot(ChromaServer(target.persist, target.port, target.log).client())["restart_me"]["rows"]
+    got = snapshot(target.client())["restart_me"]["rows"]
     assert got == want
 
 
