@@ -24,14 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
@@ -44,57 +41,18 @@ sys.path.insert(0, str(REPO / "module_utils"))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from lab import dataset  # noqa: E402
+from lab.chroma_server import ChromaServer, start_in  # noqa: E402
 from migrate_play import ansible_env, play_command, write_play  # noqa: E402
 from tests.lab_vars import group_var  # noqa: E402
 
-VENV_BIN = Path(sys.executable).parent
 BATCH = 1000
-
-
-class Server:
-    """A `chroma run` on a free port in its own directory; stopped by PID."""
-
-    def __init__(self, root: Path, name: str) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        (root / name).mkdir()
-        self.log = open(root / f"{name}.log", "wb")
-        self.proc = subprocess.Popen(
-            [str(VENV_BIN / "chroma"), "run", "--path", str(root / name), "--host", "127.0.0.1",
-             "--port", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"chroma {name} did not start")
-
-    def client(self) -> Any:
-        from chroma_runbook.connection import connect
-
-        return connect({"url": self.url, "timeout": 600})
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
 
 
 def scale_for(records: int) -> float:
     return records / sum(s.count for s in dataset.SPECS)
 
 
-def plain_add(server: Server, scale: float, prefix: str) -> tuple[int, float]:
+def plain_add(server: ChromaServer, scale: float, prefix: str) -> tuple[int, float]:
     """Add the records the migration writes (zero vectors excluded) from memory; (records, seconds)."""
     client = server.client()
     total, seconds = 0, 0.0
@@ -120,7 +78,7 @@ def plain_add(server: Server, scale: float, prefix: str) -> tuple[int, float]:
     return total, seconds
 
 
-def plain_add_transformed(server: Server, scale: float, prefix: str) -> tuple[int, float]:
+def plain_add_transformed(server: ChromaServer, scale: float, prefix: str) -> tuple[int, float]:
     """Like plain_add, but the records as the lab profile writes them (4 cosine targets,
     15-field metadata): the fair baseline for a migration that reshapes metadata."""
     from chroma_runbook.records import Record
@@ -179,7 +137,7 @@ class RssSampler(threading.Thread):
             time.sleep(0.1)
 
 
-def migrate(workdir: Path, name: str, source: Server, target: Server, **extra: Any) -> tuple[dict[str, Any], float, int]:
+def migrate(workdir: Path, name: str, source: ChromaServer, target: ChromaServer, **extra: Any) -> tuple[dict[str, Any], float, int]:
     """Run the playbook; (module result, wall seconds, sampled peak RSS bytes)."""
     ck = workdir / f"ck-{name}"
     args = {"source": {"url": source.url}, "target": {"url": target.url}, "checkpoint_dir": str(ck),
@@ -211,7 +169,7 @@ def bench_ratio(records: int, writers: int) -> None:
     scale = scale_for(records)
     with tempfile.TemporaryDirectory(prefix="bench-migrate-") as tmp:
         root = Path(tmp)
-        source, target = Server(root, "source"), Server(root, "target")
+        source, target = start_in(root, "source"), start_in(root, "target")
         try:
             t0 = time.perf_counter()
             dataset.load(source.url, "legacy", scale, client=source.client())
@@ -245,7 +203,7 @@ def bench_rss(records: int, writers: int) -> None:
     scale = scale_for(records)
     with tempfile.TemporaryDirectory(prefix="bench-migrate-rss-") as tmp:
         root = Path(tmp)
-        source, target = Server(root, "source"), Server(root, "target")
+        source, target = start_in(root, "source"), start_in(root, "target")
         try:
             t0 = time.perf_counter()
             dataset.load(source.url, "legacy", scale, client=source.client())

@@ -12,54 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "module_utils"))
-VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(persist: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([str(VENV_BIN / "chroma"), "run", "--path", str(persist), "--host", "127.0.0.1",
-                                 "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1)
-            return proc, url
-        except OSError:
-            time.sleep(0.2)
-    stop(proc)
-    raise RuntimeError(f"chroma did not start, see {log}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+from lab.chroma_server import start_in  # noqa: E402
 
 
 def load(url: str, n: int, dim: int) -> float:
@@ -115,12 +81,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-snapshot-"))
     servers = []
     try:
-        (work / "a").mkdir()
-        (work / "b").mkdir()
-        src, src_url = start_server(work / "a", work / "a.log")
-        servers.append(src)
-        dst, dst_url = start_server(work / "b", work / "b.log")
-        servers.append(dst)
+        servers.append(start_in(work, "a"))
+        servers.append(start_in(work, "b"))
+        src_url, dst_url = servers[0].url, servers[1].url
         n, dim = args.records, args.dim
         load_s = load(src_url, n, dim)
         raw_mb = n * dim * 4 / 2**20
@@ -140,8 +103,8 @@ def main() -> int:
             print(f"MISMATCH: restored {r['total_records']} of {n}")
             return 1
     finally:
-        for proc in servers:
-            stop(proc)
+        for server in servers:
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

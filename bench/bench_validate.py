@@ -21,7 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "module_utils"))
 sys.path.insert(0, str(REPO))
 
-from bench_snapshot import start_server, stop  # noqa: E402
 from chroma_runbook.connection import connect  # noqa: E402
 from chroma_runbook.migration import run_migration  # noqa: E402
 from chroma_runbook.migration_options import MigrationOptions  # noqa: E402
@@ -29,6 +28,7 @@ from chroma_runbook.snapshot import take_snapshot  # noqa: E402
 from chroma_runbook.transform import Transformer  # noqa: E402
 from chroma_runbook.validation.runner import ValidationOptions, run_validation  # noqa: E402
 from lab import dataset  # noqa: E402
+from lab.chroma_server import start_in  # noqa: E402
 from tests.lab_vars import group_var  # noqa: E402
 
 
@@ -41,12 +41,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-validate-"))
     servers = []
     try:
-        for name in ("source", "target"):
-            (work / name).mkdir()
-        src, src_url = start_server(work / "source", work / "source.log")
-        servers.append(src)
-        dst, dst_url = start_server(work / "target", work / "target.log")
-        servers.append(dst)
+        servers.append(start_in(work, "source"))
+        servers.append(start_in(work, "target"))
+        src_url, dst_url = servers[0].url, servers[1].url
         dataset.load(src_url, "legacy", args.scale)
         routing, schema = group_var("routing.yml", "chroma_routing"), group_var("schema_profile.yml", "chroma_schema_profile")
         rejects = work / "rejects.jsonl"
@@ -69,8 +66,8 @@ def main() -> int:
                   f"records x 768 -> {report['overall_status']}, divergence {report['semantic_divergence_percentage']}%")
             print("   phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in report["durations"].items()))
     finally:
-        for proc in servers:
-            stop(proc)
+        for server in servers:
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

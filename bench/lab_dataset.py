@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab import dataset, embedder  # noqa: E402
+from lab.chroma_server import start_in  # noqa: E402
 
 
 def bench_generate(scale: float) -> None:
@@ -46,36 +43,17 @@ def bench_embed(n: int = 20000) -> None:
     print(f"embed_many: {n} texts in {seconds:.2f}s ({n / seconds:,.0f} texts/s)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def bench_load() -> None:
-    chroma = Path(sys.executable).parent / "chroma"
     with tempfile.TemporaryDirectory() as tmp:
-        port = _free_port()
-        with open(Path(tmp) / "chroma.log", "wb") as log:
-            proc = subprocess.Popen([str(chroma), "run", "--path", tmp + "/data", "--host", "127.0.0.1",
-                                     "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+        server = start_in(Path(tmp), "data")
         try:
-            url = f"http://127.0.0.1:{port}"
-            for _ in range(300):
-                try:
-                    urllib.request.urlopen(url + "/api/v2/heartbeat", timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            report = dataset.load(url)
+            report = dataset.load(server.url)
             print(f"load scale 1 into a fresh chroma run: {report.summary()} "
                   f"({sum(report.loaded.values()) / report.seconds:,.0f} records/s)")
-            again = dataset.load(url)
+            again = dataset.load(server.url)
             print(f"second load (already there): {again.seconds:.2f}s, skipped {len(again.skipped)} collections")
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+            server.stop()
 
 
 def main() -> int:
