@@ -5,6 +5,7 @@ Shared by the pytest fixtures (tests/conftest.py) and the benchmarks (bench/).
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -80,3 +81,23 @@ def start_in(directory: Path, name: str) -> ChromaServer:
     persist = directory / name
     persist.mkdir(parents=True, exist_ok=True)
     return ChromaServer(persist, free_port(), directory / f"{name}.log").start()
+
+
+def port_free(port: int) -> bool:
+    """True when nothing holds ``port`` on 127.0.0.1."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_base(low: int, high: int, span: int) -> int:
+    """A random base in [low, high) whose ``span`` consecutive ports are all free (for a whole lab)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(low, high - span, span)
+        if all(port_free(port) for port in range(base, base + span)):
+            return base
+    raise RuntimeError(f"no free port base in {low}-{high}")

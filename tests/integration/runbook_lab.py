@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -21,6 +19,7 @@ from typing import Any, Optional
 
 import ansible_runner
 
+from lab.chroma_server import free_port_base as shared_free_port_base
 from lab.layout import PORT_SPAN
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,23 +29,9 @@ PHASES = ["(1/7) PREFLIGHT", "(2/7) FREEZE", "(3/7) SNAPSHOT", "(4/7) MIGRATE",
           "(5/7) VALIDATE", "(6/7) GO/NO-GO", "(7/7) CUTOVER"]
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port_base() -> int:
     """A base in 40000-50000 whose 12 ports are all free (clear of 8000/8200/8300 and test_lab's range)."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(40000, 50000 - PORT_SPAN, PORT_SPAN)
-        if all(_port_free(p) for p in range(base, base + PORT_SPAN)):
-            return base
-    raise RuntimeError("no free port base in 40000-50000")
+    return shared_free_port_base(40000, 50000, PORT_SPAN)
 
 
 def http(url: str, body: Any = None, method: Optional[str] = None, timeout: float = 30) -> tuple[int, Any]:

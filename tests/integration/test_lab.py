@@ -6,9 +6,7 @@ tests run in file order and the last one takes it down.
 from __future__ import annotations
 
 import json
-import random
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +22,7 @@ import pytest
 
 from lab import dataset
 from lab.dataset import CLASS_REGEX
+from lab.chroma_server import free_port_base as shared_free_port_base, port_free
 from lab.layout import PORT_SPAN, LabLayout
 from lab.processes import nginx_process, program_states, supervisord_process
 
@@ -34,27 +33,9 @@ EXPECTED = {"openwebui_core": 3000, "openwebui_docs": 2100, "openwebui_functions
 COLLECTIONS_API = "/api/v2/tenants/default_tenant/databases/default_database/collections"
 
 
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def ports_free(base: int) -> bool:
-    return all(port_free(port) for port in range(base, base + PORT_SPAN))
-
-
 def free_port_base() -> int:
     """A base in 20000-40000 whose 12 ports are all free (stays clear of 8000/8200/8300)."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 40000 - PORT_SPAN, PORT_SPAN)
-        if ports_free(base):
-            return base
-    raise RuntimeError("no free port base in 20000-40000")
+    return shared_free_port_base(20000, 40000, PORT_SPAN)
 
 
 def labctl(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
