@@ -16,7 +16,16 @@ description:
   - "Invalid records are never dropped silently: they are written to O(rejects_path) (JSON
     lines with id, source collection, issue types and the whole original record including
     its embedding) and counted by issue type. When the share of valid records is below
-    O(min_valid_ratio) the module fails B(before writing anything) and names the top issues."
+    O(min_valid_ratio) the module fails before the target's collections change and names the
+    top issues."
+  - "Reading and writing overlap (O(staging=true), the default): each batch is sent as soon as
+    validation closes it, into a staging collection C(staging-<hash of run_id>-<target>) on the
+    target, never into the target's own collections. Only when the gate has passed, the target
+    names were checked and every batch was acknowledged, are the staging collections renamed to
+    their target names (a rename keeps the index and the records). If the gate fails they are
+    dropped: the target's collections were never touched. With O(staging=false) (and always
+    with O(existing=merge)) the whole source is validated before anything is written to the
+    target server, which is slower by the length of the validation pass."
   - "Target collections are created with the source collection's configuration (distance
     space, HNSW parameters) and metadata unless the schema profile sets them. A target
     collection that already holds records this run did not write is an error before any
@@ -27,9 +36,9 @@ description:
     it and ends with the target exactly as an uninterrupted run leaves it. A second run of
     the same migration while the first still runs is refused, naming the PID that holds the
     lock C(<checkpoint_dir>/migrate.lock)."
-  - "Valid records are spooled to C(<checkpoint_dir>/<run_id>.spool/) between validation and
-    import (the gate needs every record checked before the first write; memory stays flat).
-    The spool is removed when the run completes."
+  - "Valid records are spooled to C(<checkpoint_dir>/<run_id>.spool/), cut into batches as they
+    pass validation (the import reads them from there, so memory stays flat and a resumed run
+    sends the same batches). The spool is removed when the run completes."
   - "Check mode is the dry run: phases 1-3 run for real, phase 4 reports what it would write,
     and nothing at all is written to the target (not even an empty collection) nor to
     O(checkpoint_dir). A second run after a completed migration returns C(changed=false)."
@@ -150,6 +159,15 @@ options:
         resume stays exact either way.
     type: int
     default: 1
+  staging:
+    description:
+      - V(true) imports while the source is still being validated, into staging collections
+        that are renamed to the target names after the O(min_valid_ratio) gate passed and
+        dropped if it failed. V(false) validates the whole source before writing anything to
+        the target server. O(existing=merge) always behaves as V(false) (records go straight
+        into the existing collection). Changing it between attempts of one O(run_id) is refused.
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -226,7 +244,7 @@ run_id:
   type: str
   sample: migrate-3f292fc04119
 phase:
-  description: Last phase reached (export, validated, import, verify, completed).
+  description: Last phase reached (export, validated, promote, import, verify, completed).
   returned: always
   type: str
 phases:
@@ -245,7 +263,8 @@ phases:
       type: dict
     import:
       description: "C(records) and C(batches) written by this invocation, C(skipped_batches) (acknowledged by an
-        earlier attempt), C(retries), C(duration_s), C(chunks_per_s); in check mode C(would_write_records),
+        earlier attempt), C(retries), C(duration_s), C(chunks_per_s), C(alongside_validation) (true when it
+        ran while the source was still being validated); in check mode C(would_write_records),
         C(would_write_batches), C(would_create)."
       type: dict
     verify:
@@ -388,6 +407,7 @@ ARGUMENT_SPEC = {
     "log_path": {"type": "path"},
     "verify_sample": {"type": "int", "default": 100},
     "writers": {"type": "int", "default": 1},
+    "staging": {"type": "bool", "default": True},
 }
 
 

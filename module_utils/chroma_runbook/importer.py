@@ -71,6 +71,8 @@ def decide_actions(client: Any, plans: list[TargetPlan], state: dict[str, dict[s
         status = ck.get("state")
         if status in ("created", "replaced", "adopted") and ck.get("id") == col_id:
             actions.append(TargetAction(plan.name, "ours"))
+        elif ck.get("staging_id") == col_id:  # its staging collection was renamed just before a crash
+            actions.append(TargetAction(plan.name, "ours"))
         elif status == "creating":
             actions.append(TargetAction(plan.name, "ours"))
         elif status == "replacing":

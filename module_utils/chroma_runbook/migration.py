@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import resource
 import socket
+import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from .batch_writer import AckTracker, write_all
 from .checkpoint import CHECKPOINT_VERSION, checkpoint_path, load, now_iso, write_atomic
@@ -20,13 +21,18 @@ from .exporter import SourceCollection, select_collections
 from .importer import TargetAction, TargetPlan, create_collection, decide_actions, write_batch
 from .jsonlog import RunLog
 from .migration_options import MigrationOptions
+from .niced import run_niced
 from .prefetch import prefetch
 from .run_lock import RunLock, check_not_held
 from .scan import RejectsWriter, ScanOptions, ScanResult, scan_sources
-from .spool import SpoolWriter, iter_batches, load_manifest, remove
+from .spool import Batch, BatchFeed, BatchRef, SpoolWriter, iter_batches, load_manifest, remove
+from .staging import StagingArea
 from .verify import verify_counts, verify_sample
 
 MAX_ERRORS_KEPT = 50
+# While it overlaps the import, the validation pass yields the CPU to the target's index build
+# on a shared host (it only has to finish before the import does, which it does with room).
+SCAN_NICENESS = 10
 
 
 class MigrationError(RuntimeError):
@@ -42,6 +48,7 @@ class RunState:
 
     def __init__(self, path: str, data: dict[str, Any], persist: bool) -> None:
         self.path, self.data, self.persist = path, data, persist
+        self.lock = threading.RLock()  # the scan and the import's writers both update it
 
     @classmethod
     def fresh(cls, opts: MigrationOptions, path: str, persist: bool) -> "RunState":
@@ -52,6 +59,7 @@ class RunState:
             "fingerprint_parts": opts.fingerprint_parts(),
             "started_at": now_iso(),
             "phase": "export",
+            "import_mode": opts.import_mode,
             "total_chunks": 0,
             "processed_chunks": 0,
             "successful_chunks": 0,
@@ -74,16 +82,19 @@ class RunState:
         return cls(path, data, persist)
 
     def save(self, **updates: Any) -> None:
-        self.data.update(updates)
-        self.data["updated_at"] = now_iso()
-        self.data["pid"] = os.getpid()
-        self.data["host"] = socket.gethostname()
-        if self.persist:
-            write_atomic(self.path, self.data)
+        with self.lock:
+            self.data.update(updates)
+            self.data["updated_at"] = now_iso()
+            self.data["pid"] = os.getpid()
+            self.data["host"] = socket.gethostname()
+            if self.persist:
+                write_atomic(self.path, self.data)
 
     def error(self, phase: str, message: str, **where: Any) -> None:
-        self.data["errors"] = (self.data["errors"] + [{"ts": now_iso(), "phase": phase, "message": message, **where}])[-MAX_ERRORS_KEPT:]
-        self.save()
+        with self.lock:
+            self.data["errors"] = (self.data["errors"] + [{"ts": now_iso(), "phase": phase, "message": message,
+                                                           **where}])[-MAX_ERRORS_KEPT:]
+            self.save()
 
     def target(self, name: str) -> dict[str, Any]:
         return self.data["targets"].setdefault(name, {})
@@ -104,6 +115,7 @@ class Migration:
         self.phases: dict[str, dict[str, Any]] = {}
         self.changed = False
         self.state: Optional[RunState] = None
+        self._import_errors: list[BaseException] = []
 
     # --- entry point ----------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -153,14 +165,15 @@ class Migration:
         if state.data.get("phase") == "completed":
             return self._already_completed(src_client, tgt_client, sources)
 
-        scan = self._scan(src_client, sources, previous)
-        self._gate(scan)
-        plans = self._plans(scan, sources)
-        actions = decide_actions(tgt_client, plans, state.data["targets"], opts.existing)
         if self.check_mode:
-            return self._dry_run_result(scan, plans, actions)
-        self._prepare_targets(tgt_client, plans, actions)
-        self._import(tgt_client, plans)
+            scan = self._scan(src_client, sources)
+            self._gate(scan)
+            plans = self._plans(scan, sources)
+            return self._dry_run_result(scan, plans, decide_actions(tgt_client, plans, state.data["targets"], opts.existing))
+        if opts.import_mode == "staged":
+            scan, plans = self._staged(src_client, tgt_client, sources, previous)
+        else:
+            scan, plans = self._direct(src_client, tgt_client, sources, previous)
         verification = self._verify(src_client, tgt_client, sources, scan, plans)
         if not verification["ok"]:
             message = "verification failed: " + verification["summary"]
@@ -176,6 +189,13 @@ class Migration:
 
     # --- resume rules -------------------------------------------------------------
     def _check_resumable(self, previous: dict[str, Any]) -> None:
+        mode = previous.get("import_mode", "direct")
+        if mode != self.opts.import_mode and previous.get("phase") != "completed":
+            raise MigrationError(
+                f"checkpoint {self.ckpt_path} of run {self.opts.run_id} was written by a {mode} import and this "
+                f"attempt would be {self.opts.import_mode} (staging={self.opts.staging}, existing={self.opts.existing}); "
+                f"resuming would lose track of what was written. Use the original options, another run_id, "
+                f"or resume=false.")
         if previous.get("fingerprint") == self.opts.fingerprint:
             return
         old = previous.get("fingerprint_parts") or {}
@@ -207,36 +227,129 @@ class Migration:
         self.log.event("already_completed", counts=counts)
         return result
 
-    # --- phases 1-3 ---------------------------------------------------------------
-    def _scan(self, client: Any, sources: list[SourceCollection], previous: Optional[dict[str, Any]]) -> ScanResult:
+    # --- the two ways to run phases 1-4 --------------------------------------------------
+    def _direct(self, src_client: Any, tgt_client: Any, sources: list[SourceCollection],
+                previous: Optional[dict[str, Any]]) -> tuple[ScanResult, list[TargetPlan]]:
+        """Validate everything, then write into the target's collections (existing=merge, staging=false)."""
+        state = self.state
+        assert state is not None
+        scan = self._reused_scan(previous) or self._scan(src_client, sources)
+        self._gate(scan)
+        plans = self._plans(scan, sources)
+        actions = decide_actions(tgt_client, plans, state.data["targets"], self.opts.existing)
+        self._prepare_targets(tgt_client, plans, actions)
+        collections = {p.name: tgt_client.get_collection(p.name) for p in plans if p.expected}
+        self._import(self._spooled_batches(), lambda batch: collections[batch.target])
+        return scan, plans
+
+    def _staged(self, src_client: Any, tgt_client: Any, sources: list[SourceCollection],
+                previous: Optional[dict[str, Any]]) -> tuple[ScanResult, list[TargetPlan]]:
+        """Import into staging collections while the scan runs; rename them once the gate passed."""
         opts, state = self.opts, self.state
         assert state is not None
-        if previous is not None and previous.get("spool_complete") and previous.get("scan") and not self.check_mode:
-            manifest = load_manifest(opts.spool_dir, opts.fingerprint)
-            if manifest is not None:
-                scan = ScanResult.from_dict(previous["scan"])
-                self.phases.update(export={"records": scan.total, "reused_spool": True, "duration_s": 0.0},
-                                   transform={"records": scan.total, "duration_s": 0.0},
-                                   validate={"valid": scan.valid, "rejected": scan.rejected, "duration_s": 0.0})
-                self.log.event("scan_reused", valid=scan.valid, rejected=scan.rejected)
-                return scan
+        self._check_names_early(tgt_client, sources)
+        by_name = {s.name: s for s in sources}
+        staging = StagingArea(tgt_client, str(opts.run_id), state.data["targets"],
+                              lambda target, source: self._target_settings(target, by_name[source]),
+                              state.save, self.log.event, state.lock)
+        scan = self._reused_scan(previous)
+        worker: Optional[threading.Thread] = None
+        import_errors: list[BaseException] = []
+        feed: Optional[BatchFeed] = None
+        if scan is None:  # read, validate and import at once: batches go out as soon as they close
+            feed = BatchFeed(opts.spool_dir)
+
+            def run_import() -> None:
+                try:
+                    assert feed is not None
+                    self._import(iter(feed), lambda b: staging.collection_for(b.target, b.source), overlapped=True)
+                except BaseException as exc:  # noqa: BLE001 - raised in the main thread
+                    import_errors.append(exc)
+
+            worker = threading.Thread(target=run_import, name="chroma-import", daemon=True)
+            worker.start()
+            self._import_errors = import_errors
+
+            def halt() -> None:  # before staging is dropped, nothing may still be writing to it
+                assert feed is not None and worker is not None
+                feed.abort()
+                worker.join()
+
+            staging.halt = halt
+            try:
+                scan = run_niced(lambda: self._scan(src_client, sources, on_batch=feed.put), SCAN_NICENESS,
+                                 name="chroma-validate")
+            except BaseException:
+                feed.abort()
+                worker.join()
+                raise
+            feed.close()
+        try:
+            self._gate(scan, staging)
+            plans = self._plans(scan, sources, staging)
+            actions = decide_actions(tgt_client, plans, state.data["targets"], opts.existing)
+        except MigrationError:
+            raise
+        except Exception as exc:  # TargetConflict, a source that cannot be planned: undo the staging
+            dropped = staging.drop_all()
+            raise RuntimeError(f"{exc} Staging collections dropped: {', '.join(dropped) or 'none'}.") from exc
+        if worker is None:
+            self._import(self._spooled_batches(), lambda b: staging.collection_for(b.target, b.source))
+        else:
+            worker.join()
+            if import_errors:
+                raise import_errors[0]
+        self._promote(tgt_client, plans, actions, staging)
+        return scan, plans
+
+    def _check_names_early(self, client: Any, sources: list[SourceCollection]) -> None:
+        """Target names already known from collection routing are checked before any write."""
+        t = self.opts.transformer
+        assert t is not None and self.state is not None
+        plans = []
+        for source in sources:
+            possible = t.router.possible_targets(source.name)
+            if len(possible) == 1 and source.count:
+                plans.append(TargetPlan(name=possible[0], space=t.target_space(possible[0], source.space)))
+        unique = list({p.name: p for p in plans}.values())
+        decide_actions(client, unique, self.state.data["targets"], self.opts.existing)
+
+    # --- phases 1-3 ---------------------------------------------------------------
+    def _reused_scan(self, previous: Optional[dict[str, Any]]) -> Optional[ScanResult]:
+        """The scan of an earlier attempt whose spool is complete (nothing to read again)."""
+        if previous is None or not previous.get("spool_complete") or not previous.get("scan") or self.check_mode:
+            return None
+        if load_manifest(self.opts.spool_dir, self.opts.fingerprint) is None:
+            return None
+        scan = ScanResult.from_dict(previous["scan"])
+        self.phases.update(export={"records": scan.total, "reused_spool": True, "duration_s": 0.0},
+                           transform={"records": scan.total, "duration_s": 0.0},
+                           validate={"valid": scan.valid, "rejected": scan.rejected, "duration_s": 0.0})
+        self.log.event("scan_reused", valid=scan.valid, rejected=scan.rejected)
+        return scan
+
+    def _scan(self, client: Any, sources: list[SourceCollection],
+              on_batch: Optional[Callable[[BatchRef], None]] = None) -> ScanResult:
+        opts, state = self.opts, self.state
+        assert state is not None
         state.save(phase="export", spool_complete=False)
-        self.log.event("phase", phase="export", collections=[s.describe() for s in sources])
-        spool = None if self.check_mode else SpoolWriter(opts.spool_dir)
+        self.log.event("phase", phase="export", collections=[s.describe() for s in sources],
+                       import_alongside=on_batch is not None)
+        spool = None if self.check_mode else SpoolWriter(opts.spool_dir, on_batch)
         rejects = RejectsWriter(None if self.check_mode else opts.rejects_path)
         t0 = time.perf_counter()
         try:
             scan = scan_sources(client, sources, opts.transformer,
                                 ScanOptions(opts.batch_size, opts.max_body_bytes, opts.page_size, opts.verify_sample),
                                 spool, rejects, self._scan_progress)
+            if spool is not None:
+                spool.finish(opts.fingerprint)
         except BaseException:
             if spool is not None:
                 spool.abort()
             raise
         finally:
             rejects.close()
-        if spool is not None:
-            spool.finish(opts.fingerprint)
         elapsed = time.perf_counter() - t0
         self.phases.update(
             export={"records": scan.total, "collections": len(sources), "duration_s": scan.durations["export"]},
@@ -244,16 +357,19 @@ class Migration:
             validate={"valid": scan.valid, "rejected": scan.rejected, "duration_s": scan.durations["validate"]},
         )
         self.phases["export"]["pass_duration_s"] = round(elapsed, 3)
-        state.save(phase="validated", scan=scan.to_dict(), spool_complete=spool is not None,
-                   total_chunks=scan.total, valid_chunks=scan.valid, failed_chunks=scan.rejected,
-                   processed_chunks=scan.rejected + int(state.data.get("successful_chunks", 0)),
-                   rejects_by_issue=scan.by_issue,
-                   total_batches=sum(t["batches"] for t in scan.targets.values()))
+        with state.lock:
+            state.save(phase="validated", scan=scan.to_dict(), spool_complete=spool is not None,
+                       total_chunks=scan.total, valid_chunks=scan.valid, failed_chunks=scan.rejected,
+                       processed_chunks=scan.rejected + int(state.data.get("successful_chunks", 0)),
+                       rejects_by_issue=scan.by_issue,
+                       total_batches=sum(t["batches"] for t in scan.targets.values()))
         self.log.event("validated", total=scan.total, valid=scan.valid, rejected=scan.rejected,
                        by_issue=scan.by_issue, duration_s=round(elapsed, 3))
         return scan
 
     def _scan_progress(self, scan: ScanResult) -> None:
+        if self._import_errors:  # the import running alongside stopped for good: stop reading too
+            raise self._import_errors[0]
         now = time.monotonic()
         if self.state is not None and now - self._last_progress >= 2.0:
             self._last_progress = now
@@ -261,22 +377,37 @@ class Migration:
         if self.progress is not None:
             self.progress({"phase": "export", "read": scan.total, "valid": scan.valid, "rejected": scan.rejected})
 
-    def _gate(self, scan: ScanResult) -> None:
+    def _gate(self, scan: ScanResult, staging: Optional[StagingArea] = None) -> None:
         if scan.valid_ratio >= self.opts.min_valid_ratio:
             return
         top = ", ".join(f"{issue}: {n}" for issue, n in scan.top_issues())
+        written = "nothing was written to the target"
+        if staging is not None:
+            dropped = staging.drop_all()
+            written = ("the target's collections were not touched" + (
+                f" (the batches already staged in {', '.join(dropped)} were dropped)" if dropped else ""))
         message = (
             f"only {scan.valid} of {scan.total} records are valid ({scan.valid_ratio:.2%}), below "
-            f"min_valid_ratio {self.opts.min_valid_ratio:.2%}; nothing was written to the target. "
+            f"min_valid_ratio {self.opts.min_valid_ratio:.2%}; {written}. "
             f"Top issues: {top}. Rejected records: {self.opts.rejects_path if not self.check_mode else '(dry run: not written)'}"
         )
         self._fail("validate", message)
         if self.state is not None:  # nothing to resume from: a fixed source must be read again
-            self.state.save(spool_complete=False, scan=None)
+            self.state.save(spool_complete=False, scan=None, last_batch_index=-1, acked_beyond=[],
+                            successful_chunks=0, processed_chunks=0)
         remove(self.opts.spool_dir)
         raise MigrationError(message, self._result(failed=True, scan=scan))
 
-    def _plans(self, scan: ScanResult, sources: list[SourceCollection]) -> list[TargetPlan]:
+    def _target_settings(self, target: str, source: SourceCollection) -> TargetPlan:
+        """How ``target`` is created when ``source`` is the first collection routed to it."""
+        t = self.opts.transformer
+        assert t is not None
+        return TargetPlan(name=target, configuration=t.collection_configuration(target, source.configuration),
+                          metadata=t.collection_metadata(target, source.metadata),
+                          space=t.target_space(target, source.space))
+
+    def _plans(self, scan: ScanResult, sources: list[SourceCollection],
+               staging: Optional[StagingArea] = None) -> list[TargetPlan]:
         """Target collections with their settings; sources that disagree on settings are an error."""
         t = self.opts.transformer
         assert t is not None
@@ -303,11 +434,17 @@ class Migration:
                         f"target {plan.name} receives records from {first.name} ({first.space}) and "
                         f"{', '.join(f'{s} ({by_name[s].space})' for s in differing)} whose index settings differ; "
                         f"set schema.collections.{plan.name}.configuration")
-            plan.configuration = t.collection_configuration(plan.name, first.configuration)
-            plan.metadata = t.collection_metadata(plan.name, first.metadata)
-            plan.space = t.target_space(plan.name, first.space)
+            settings = self._target_settings(plan.name, first)
+            plan.configuration, plan.metadata, plan.space = settings.configuration, settings.metadata, settings.space
         if problems:
-            raise MigrationError("; ".join(problems) + ". Nothing was written.", self._result(failed=True, scan=scan))
+            written = "Nothing was written."
+            if staging is not None:
+                dropped = staging.drop_all()
+                written = ("The target's collections were not touched" +
+                           (f"; staging collections dropped: {', '.join(dropped)}." if dropped else "."))
+            message = "; ".join(problems) + ". " + written
+            self._fail("validate", message)
+            raise MigrationError(message, self._result(failed=True, scan=scan))
         return list(plans.values())
 
     # --- phase 4 --------------------------------------------------------------------
@@ -358,19 +495,50 @@ class Migration:
             self.log.event("target_ready", collection=plan.name, action=action.action, expected=plan.expected)
         state.save(phase="import")
 
-    def _import(self, client: Any, plans: list[TargetPlan]) -> None:
+    def _promote(self, client: Any, plans: list[TargetPlan], actions: list[TargetAction], staging: StagingArea) -> None:
+        """Every batch is acknowledged: the staging collections take their target names."""
+        state = self.state
+        assert state is not None
+        plan_by_name = {p.name: p for p in plans}
+        state.save(phase="promote")
+        for action in actions:
+            plan = plan_by_name[action.name]
+            with state.lock:
+                tstate = state.target(action.name)
+                tstate.update(expected=plan.expected, sources=plan.sources, space=plan.space, batches_total=plan.batches)
+                tstate.setdefault("imported", 0)
+                tstate.setdefault("batches_done", 0)
+            done = staging.promote(plan, action)
+            if done != "ours":
+                self.changed = True
+                state.data["created_collections"] = _add(state.data["created_collections"], plan.name)
+            if done == "replaced":
+                state.data["replaced_collections"] = _add(state.data["replaced_collections"], plan.name)
+            if action.action == "adopt":
+                state.data["adopted_collections"] = _add(state.data["adopted_collections"], plan.name)
+            self.log.event("target_ready", collection=plan.name, action=action.action, expected=plan.expected)
+        state.save()
+
+    def _spooled_batches(self) -> Iterator[Batch]:
+        """The batches of the complete spool the target has not acknowledged yet."""
         opts, state = self.opts, self.state
         assert state is not None
         manifest = load_manifest(opts.spool_dir, opts.fingerprint)
         if manifest is None:
             raise MigrationError(f"the spool {opts.spool_dir} is missing or incomplete; start again with resume=false",
                                  self._result(failed=True))
-        skip_through = int(state.data["last_batch_index"])
-        collections = {p.name: client.get_collection(p.name) for p in plans if p.expected}
-        written = batches = retries = skipped = 0
+        return iter_batches(opts.spool_dir, manifest, int(state.data["last_batch_index"]))
+
+    def _import(self, batches: Iterator[Batch], collection_for: Callable[[Batch], Any], overlapped: bool = False) -> None:
+        """Send ``batches`` (skipping acknowledged ones) to ``collection_for(batch)``, checkpointing each ack."""
+        opts, state = self.opts, self.state
+        assert state is not None
+        written = batches_sent = retries = skipped = 0
         t0 = time.perf_counter()
-        self.log.event("phase", phase="import", resume_after_batch=skip_through,
-                       total_batches=state.data["total_batches"])
+        self.log.event("phase", phase="import", resume_after_batch=state.data["last_batch_index"],
+                       total_batches=state.data["total_batches"], alongside_validation=overlapped)
+        if not overlapped:
+            state.save(phase="import")
 
         def on_retry(attempt: int, exc: BaseException, delay: float, batch_index: int, target: str) -> None:
             nonlocal retries
@@ -378,18 +546,17 @@ class Migration:
             self.log.event("retry", level="warning", collection=target, batch_index=batch_index, attempt=attempt,
                            delay_s=delay, error=f"{type(exc).__name__}: {exc}")
 
-        tracker = AckTracker(skip_through, state.data.get("acked_beyond") or [])
-        stream = prefetch(iter_batches(opts.spool_dir, manifest, opts.batch_size, opts.max_body_bytes, skip_through),
-                          depth=2, name="chroma-import-read")
+        tracker = AckTracker(int(state.data["last_batch_index"]), state.data.get("acked_beyond") or [])
+        stream = prefetch(batches, depth=2, name="chroma-import-read")
 
-        def send(batch: Any) -> None:
-            write_batch(collections[batch.target], batch, opts.max_retries, opts.retry_delay,
+        def send(batch: Batch) -> None:
+            write_batch(collection_for(batch), batch, opts.max_retries, opts.retry_delay,
                         lambda a, e, d: on_retry(a, e, d, batch.index, batch.target))
 
-        def acknowledged(batch: Any) -> None:
-            nonlocal written, batches
+        def acknowledged(batch: Batch) -> None:
+            nonlocal written, batches_sent
             written += len(batch)
-            batches += 1
+            batches_sent += 1
             self.changed = True
             self._acknowledge(batch, tracker)
 
@@ -401,20 +568,22 @@ class Migration:
             write_all(stream, tracker, opts.writers, send, acknowledged, skip)
         finally:
             stream.close()
-            self.phases["import"] = self._import_phase(written, batches, skipped, retries, time.perf_counter() - t0)
-        self.log.event("imported", records=written, batches=batches, skipped_batches=skipped, retries=retries,
+            self.phases["import"] = self._import_phase(written, batches_sent, skipped, retries, time.perf_counter() - t0)
+            self.phases["import"]["alongside_validation"] = overlapped
+        self.log.event("imported", records=written, batches=batches_sent, skipped_batches=skipped, retries=retries,
                        duration_s=self.phases["import"]["duration_s"])
 
     def _acknowledge(self, batch: Any, tracker: AckTracker) -> None:
         """The target acknowledged ``batch``: record it durably (called under the writers' lock)."""
         state = self.state
         assert state is not None
-        tstate = state.target(batch.target)
-        tstate["imported"] = int(tstate.get("imported", 0)) + len(batch)
-        tstate["batches_done"] = int(tstate.get("batches_done", 0)) + 1
-        successful = int(state.data["successful_chunks"]) + len(batch)
-        state.save(last_batch_index=tracker.last, acked_beyond=sorted(tracker.beyond), successful_chunks=successful,
-                   processed_chunks=successful + int(state.data["failed_chunks"]))
+        with state.lock:
+            tstate = state.target(batch.target)
+            tstate["imported"] = int(tstate.get("imported", 0)) + len(batch)
+            tstate["batches_done"] = int(tstate.get("batches_done", 0)) + 1
+            successful = int(state.data["successful_chunks"]) + len(batch)
+            state.save(last_batch_index=tracker.last, acked_beyond=sorted(tracker.beyond),
+                       successful_chunks=successful, processed_chunks=successful + int(state.data["failed_chunks"]))
         self.log.event("batch", collection=batch.target, batch_index=batch.index, records=len(batch),
                        first_id=batch.ids[0], last_id=batch.ids[-1])
 

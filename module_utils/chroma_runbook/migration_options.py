@@ -43,6 +43,7 @@ class MigrationOptions:
     page_size: int = 500  # a 768-dim page of 500 is ~20 MB of Python objects while it is parsed
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     keep_spool: bool = False
+    staging: bool = True
     # filled by validate()
     source_spec: Optional[ConnectionSpec] = field(default=None, repr=False)
     target_spec: Optional[ConnectionSpec] = field(default=None, repr=False)
@@ -105,6 +106,13 @@ class MigrationOptions:
                  "target": self.target_spec.describe() if self.target_spec else None}
         return {k: hashlib.sha256(json.dumps(v, sort_keys=True, default=str).encode()).hexdigest()[:16]
                 for k, v in parts.items()}
+
+    @property
+    def import_mode(self) -> str:
+        """``staged``: batches go to staging collections while validation runs, renamed after the gate;
+        ``direct``: validate everything, then write into the target's collections (existing=merge,
+        or staging=false)."""
+        return "staged" if self.staging and self.existing != "merge" else "direct"
 
     @property
     def spool_dir(self) -> str:

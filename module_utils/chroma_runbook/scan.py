@@ -162,6 +162,6 @@ def _accept(result: ScanResult, counts: dict[str, int], out: Record, source: Sou
     info["expected"] += 1
     if source.name not in info["sources"]:
         info["sources"].append(source.name)
-    planners[target].starts_new_batch(record_json_size(out.document, out.metadata, out.id, info["dimension"]))
+    cut = planners[target].starts_new_batch(record_json_size(out.document, out.metadata, out.id, info["dimension"]))
     if spool is not None:
-        spool.add(out)
+        spool.add(out, cut)

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lab import dataset
 from migrate_play import base_args, run_migrate
@@ -80,14 +81,23 @@ def test_lab_routing_profile_and_rejects(chroma_pair, tmp_path: Path) -> None:
         assert r["source_collection"].startswith("openwebui_")
 
 
-def test_gate_below_min_valid_ratio_writes_nothing(chroma_pair, tmp_path: Path) -> None:
+@pytest.mark.parametrize("staging", [True, False], ids=["staged", "validate-first"])
+def test_gate_below_min_valid_ratio_writes_nothing(chroma_pair, tmp_path: Path, staging: bool) -> None:
+    """Staged: batches may already sit in staging collections; they are dropped and the target's
+    collections never exist. Validate-first: not one request writes to the target."""
     source, target = chroma_pair
     dataset.load(source.url, "damaged", SCALE, client=source.client())
     total = sum(len(d) for d in dataset.generate("damaged", SCALE))
-    rc, res, out = run_migrate(tmp_path, lab_args(source, target, tmp_path, run_id="damaged"))
+    rc, res, out = run_migrate(tmp_path, lab_args(source, target, tmp_path, run_id="damaged", staging=staging))
     assert rc != 0
     assert "below min_valid_ratio 95.00%" in res["msg"] and "Top issues: zero_vector:" in res["msg"]
-    assert "nothing was written to the target" in res["msg"]
+    log = [json.loads(line) for line in Path(res["log_path"]).read_text().splitlines()]
+    staged = [e["staging"] for e in log if e["event"] == "staging_created"]
+    if staging:
+        assert "the target's collections were not touched" in res["msg"]
+        assert all(name in res["msg"] for name in staged), (staged, res["msg"])  # each one named as dropped
+    else:
+        assert "nothing was written to the target" in res["msg"] and staged == []
     assert target.client().list_collections() == []
     assert res["total"] == total and res["valid_ratio"] < 0.95
     assert len(Path(res["rejects_path"]).read_text().splitlines()) == res["rejected"] > 0

@@ -107,7 +107,9 @@ def test_resume_after_sigkill_equals_uninterrupted_run(lab_servers, tmp_path: Pa
     assert res["imported"] == ref["imported"] and res["targets"].keys() == ref["targets"].keys()
     if kill_when == "import":
         assert res["phases"]["import"]["skipped_batches"] >= 10
-        assert res["phases"]["export"].get("reused_spool") is True
+        # killed after the validation pass: its spool is reused; killed while it still ran (the import
+        # overlaps it): the source is read again and the acknowledged batches are skipped all the same
+        assert res["phases"]["export"].get("reused_spool", False) is bool(state.get("spool_complete"))
     assert_same_target(snapshot(target.client()), snapshot(reference.client()))
     assert sorted(res["created_collections"]) == sorted(ref["created_collections"])
 
