@@ -9,7 +9,8 @@ pair of servers and the same records:
   1. plain add(): the valid records added to fresh target collections from memory, batch 1000,
      one client thread (then the collections are dropped);
   2. ansible-playbook running chroma_migrate (copy: no routing, no schema) - wall clock of
-     the whole playbook, including start-up, the validation pass, import and verification;
+     the whole playbook, including start-up, the validation pass (which the import overlaps,
+     staging=true, the default), import, promotion and verification;
   3. plain add() again (the box is shared: both plain runs are printed, the mean is used);
   4. ansible-playbook with the lab routing + 12-field profile (4 cosine targets);
   5. plain add() of the records as the profile writes them (15-field metadata, 4 targets):

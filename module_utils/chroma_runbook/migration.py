@@ -288,6 +288,7 @@ class Migration:
             self._gate(scan, staging)
             plans = self._plans(scan, sources, staging)
             actions = decide_actions(tgt_client, plans, state.data["targets"], opts.existing)
+            state.save(phase="import")  # the gate passed: what is left is the import's backlog
         except MigrationError:
             raise
         except Exception as exc:  # TargetConflict, a source that cannot be planned: undo the staging
