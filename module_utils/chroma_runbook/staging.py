@@ -132,8 +132,8 @@ class StagingArea:
         """
         tstate = self.targets.setdefault(plan.name, {})
         if action.action == "ours":
-            if tstate.get("state") == "promoting":  # renamed just before a crash
-                self._promoted(plan.name, tstate)
+            if tstate.get("state") == "promoting":  # renamed just before a crash: finish the books
+                return self._promoted(plan.name, tstate)
             return "ours"
         staged = self._get(staging_name(self.run_id, plan.name)) if tstate.get("staging_id") else None
         if staged is None:  # nothing staged: an empty source collection still gets its target

@@ -125,3 +125,33 @@ def test_replace_swaps_the_old_collection_only_at_the_end(chroma_pair, tmp_path:
     col = target.client().get_collection("stage_a")
     assert col.count() == N and col.get(ids=["old-1"])["ids"] == []
     assert sorted(c.name for c in target.client().list_collections()) == ["stage_a", "stage_b"]
+
+
+def test_a_crash_between_rename_and_checkpoint_is_finished_by_the_next_attempt(chroma_pair, tmp_path: Path) -> None:
+    """The checkpoint still says "promoting" although the rename happened (killed in between):
+    the next attempt recognises its staging id under the target name and only finishes the books."""
+    source, target = chroma_pair
+    fill(source.client())
+    ck = tmp_path / "ck"
+    first = run_migration(options(source, target, ck, keep_spool=True))
+    ckpt = Path(first["checkpoint_path"])
+    state = json.loads(ckpt.read_text())
+    before = snapshot(target.client())
+    for name, tstate in state["targets"].items():  # as it was on disk just before the rename's save
+        tstate.update(state="promoting", promote_as="created", staging=staging_name_of(name),
+                      staging_id=tstate.pop("id"))
+    state.update(phase="promote", result=None, created_collections=[])
+    ckpt.write_text(json.dumps(state))
+    second = run_migration(options(source, target, ck, keep_spool=True))
+    assert second["verification"]["passed"] is True and second["attempts"] == 2
+    assert second["phases"]["import"]["records"] == 0 and second["phases"]["export"]["reused_spool"] is True
+    after = json.loads(ckpt.read_text())
+    for name in ("stage_a", "stage_b"):
+        assert after["targets"][name]["state"] == "created"
+        assert after["targets"][name]["id"] == str(target.client().get_collection(name).id)
+    assert sorted(after["created_collections"]) == ["stage_a", "stage_b"]
+    assert snapshot(target.client()) == before
+
+
+def staging_name_of(target: str) -> str:
+    return staging_prefix("staged") + target
