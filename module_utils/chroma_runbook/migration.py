@@ -292,7 +292,7 @@ class Migration:
         except MigrationError:
             raise
         except Exception as exc:  # TargetConflict, a source that cannot be planned: undo the staging
-            dropped = staging.drop_all()
+            dropped = self._drop_staging(staging)
             raise RuntimeError(f"{exc} Staging collections dropped: {', '.join(dropped) or 'none'}.") from exc
         if worker is None:
             self._import(self._spooled_batches(), lambda b: staging.collection_for(b.target, b.source))
@@ -302,6 +302,15 @@ class Migration:
                 raise import_errors[0]
         self._promote(tgt_client, plans, actions, staging)
         return scan, plans
+
+    def _drop_staging(self, staging: StagingArea) -> list[str]:
+        """Drop the run's staging collections and forget the batches they held (a resume sends them again)."""
+        state = self.state
+        assert state is not None
+        dropped = staging.drop_all()
+        state.save(last_batch_index=-1, acked_beyond=[], successful_chunks=0,
+                   processed_chunks=int(state.data.get("failed_chunks", 0)))
+        return dropped
 
     def _check_names_early(self, client: Any, sources: list[SourceCollection]) -> None:
         """Target names already known from collection routing are checked before any write."""
@@ -384,7 +393,7 @@ class Migration:
         top = ", ".join(f"{issue}: {n}" for issue, n in scan.top_issues())
         written = "nothing was written to the target"
         if staging is not None:
-            dropped = staging.drop_all()
+            dropped = self._drop_staging(staging)
             written = ("the target's collections were not touched" + (
                 f" (the batches already staged in {', '.join(dropped)} were dropped)" if dropped else ""))
         message = (
@@ -440,7 +449,7 @@ class Migration:
         if problems:
             written = "Nothing was written."
             if staging is not None:
-                dropped = staging.drop_all()
+                dropped = self._drop_staging(staging)
                 written = ("The target's collections were not touched" +
                            (f"; staging collections dropped: {', '.join(dropped)}." if dropped else "."))
             message = "; ".join(problems) + ". " + written

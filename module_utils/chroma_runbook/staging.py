@@ -113,8 +113,8 @@ class StagingArea:
             if col.name.startswith(prefix):
                 self.client.delete_collection(col.name)
                 dropped.append(col.name)
-        for tstate in self.targets.values():
-            for key in ("staging", "staging_id"):
+        for tstate in self.targets.values():  # what was acknowledged went with the staging
+            for key in ("staging", "staging_id", "imported", "batches_done"):
                 tstate.pop(key, None)
             if tstate.get("state") == "staging":
                 tstate.pop("state")
