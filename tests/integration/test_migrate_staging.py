@@ -155,3 +155,34 @@ def test_a_crash_between_rename_and_checkpoint_is_finished_by_the_next_attempt(c
 
 def staging_name_of(target: str) -> str:
     return staging_prefix("staged") + target
+
+
+def test_a_name_taken_by_record_routing_drops_the_staging_and_a_resume_sends_everything(
+        chroma_pair, tmp_path: Path) -> None:
+    """Record-level routing names its target only once records are read: the check runs after the
+    pass, with batches already staged. They are dropped and forgotten, so the resume (after the
+    operator freed the name) sends them all again and the counts are exact."""
+    source, target = chroma_pair
+    fill(source.client())
+    routing = [{"name": "odd", "target": "odd_docs",
+                "match": {"collection": "stage_a", "document_regex": "[13579]$"}}]
+    taken = target.client().create_collection("odd_docs", configuration={"hnsw": {"space": "cosine"}},
+                                              embedding_function=None)
+    taken.add(ids=["theirs"], embeddings=[[0.5] * DIM], documents=["not ours"])
+    with pytest.raises(MigrationError) as err:
+        run_migration(options(source, target, tmp_path / "ck", routing=routing))
+    message = str(err.value)
+    assert "odd_docs (1 records this run did not write)" in message
+    staged = [e for e in events(tmp_path / "ck" / "staged.log.jsonl") if e["event"] == "staging_created"]
+    assert staged and all(e["staging"] in message for e in staged), message
+    assert [c.name for c in target.client().list_collections()] == ["odd_docs"]
+    assert taken.get(include=["documents"])["documents"] == ["not ours"]
+    state = json.loads((tmp_path / "ck" / "staged.checkpoint.json").read_text())
+    assert state["last_batch_index"] == -1 and state["acked_beyond"] == [] and state["successful_chunks"] == 0
+
+    target.client().delete_collection("odd_docs")
+    result = run_migration(options(source, target, tmp_path / "ck", routing=routing))
+    assert result["verification"]["passed"] is True and result["attempts"] == 2
+    assert result["phases"]["import"]["skipped_batches"] == 0
+    counts = {c.name: c.count() for c in target.client().list_collections()}
+    assert counts == {"odd_docs": N // 2, "stage_a": N // 2, "stage_b": N}

@@ -83,3 +83,28 @@ def test_validation_failure_rolls_back_automatically(lab: Lab, tmp_path: Path) -
     assert (reports / "rollback_report.md").is_file() and (reports / "validation_report.md").is_file()
     # nothing says "complete": no migration record
     assert not (reports / "migration_record.md").exists()
+
+
+def test_rollback_with_drop_target_drops_the_runs_staging_leftovers(lab: Lab, tmp_path: Path) -> None:
+    """A migration killed mid-import leaves staging collections named after its run; rollback.yml
+    with drop_target=true drops those (and nothing of another run)."""
+    import chromadb
+    from chromadb.config import Settings
+
+    from chroma_runbook.staging import staging_name
+
+    run_id = lab.latest_state()["run_id"]
+    client = chromadb.HttpClient(host="127.0.0.1", port=lab.port_base + 2,
+                                 settings=Settings(anonymized_telemetry=False))
+    ours, theirs = staging_name(run_id, "sergio_corpus"), staging_name("another-run", "sergio_corpus")
+    for name in (ours, theirs):
+        client.create_collection(name, embedding_function=None).add(ids=["left"], embeddings=[[0.25] * 8])
+    try:
+        run = run_playbook(lab, "rollback.yml", tmp_path, {"drop_target": True})
+        assert run.status == "successful", run.explain()
+        names = {c.name for c in client.list_collections()}
+        assert ours not in names and theirs in names, names
+        assert any(t.startswith("Drop the staging collections") for t in run.changed_tasks), run.changed_tasks
+    finally:
+        if theirs in {c.name for c in client.list_collections()}:
+            client.delete_collection(theirs)
