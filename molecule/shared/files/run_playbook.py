@@ -155,6 +155,9 @@ def main(argv: list[str]) -> int:
             parser.error("--kill-mid-import needs --target and --expect-total")
         kill = kill_mid_import(tag, args.target, args.expect_total, args.timeout, private)
     thread.join()
+    thread_died = runner.status in ("unstarted", "running")
+    if thread_died:  # ansible-runner's thread can die when its playbook is SIGKILLed; its events
+        runner.status = "failed"  # stay readable, but runner.events would wait for "running" to end
     stdout_file = Path(runner.config.artifact_dir) / "stdout"
     out: dict[str, Any] = {
         "status": runner.status,
@@ -167,6 +170,8 @@ def main(argv: list[str]) -> int:
     }
     if kill is not None:
         out["kill"] = kill
+    if thread_died:
+        out["runner_thread_died"] = True
     json.dump(out, sys.stdout, sort_keys=True, default=str)
     print()
     return 0
