@@ -112,6 +112,13 @@ def _settings_problem(col: Any, plan: TargetPlan) -> Optional[str]:
     return None
 
 
+def find_collection(client: Any, name: str) -> Optional[Any]:
+    """The collection called ``name``, or None when there is none."""
+    if name not in {c.name for c in client.list_collections()}:
+        return None
+    return client.get_collection(name)
+
+
 def create_collection(client: Any, plan: TargetPlan) -> Any:
     """Create ``plan.name`` with its configuration (HNSW space and parameters) and metadata."""
     kwargs: dict[str, Any] = {"name": plan.name, "metadata": dict(plan.metadata) or None,

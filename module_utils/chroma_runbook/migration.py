@@ -18,7 +18,7 @@ from .batch_writer import AckTracker, write_all
 from .checkpoint import CHECKPOINT_VERSION, checkpoint_path, load, now_iso, write_atomic
 from .connection import connect
 from .exporter import SourceCollection, select_collections
-from .importer import TargetAction, TargetPlan, create_collection, decide_actions, write_batch
+from .importer import TargetAction, TargetPlan, create_collection, decide_actions, find_collection, write_batch
 from .jsonlog import RunLog
 from .migration_options import MigrationOptions
 from .niced import run_niced
@@ -254,24 +254,19 @@ class Migration:
                               state.save, self.log.event, state.lock)
         scan = self._reused_scan(previous)
         worker: Optional[threading.Thread] = None
-        import_errors: list[BaseException] = []
-        feed: Optional[BatchFeed] = None
         if scan is None:  # read, validate and import at once: batches go out as soon as they close
             feed = BatchFeed(opts.spool_dir)
 
             def run_import() -> None:
                 try:
-                    assert feed is not None
                     self._import(iter(feed), lambda b: staging.collection_for(b.target, b.source), overlapped=True)
-                except BaseException as exc:  # noqa: BLE001 - raised in the main thread
-                    import_errors.append(exc)
+                except BaseException as exc:  # noqa: BLE001 - raised in the main thread (and stops the scan)
+                    self._import_errors.append(exc)
 
             worker = threading.Thread(target=run_import, name="chroma-import", daemon=True)
             worker.start()
-            self._import_errors = import_errors
 
             def halt() -> None:  # before staging is dropped, nothing may still be writing to it
-                assert feed is not None and worker is not None
                 feed.abort()
                 worker.join()
 
@@ -280,8 +275,7 @@ class Migration:
                 scan = run_niced(lambda: self._scan(src_client, sources, on_batch=feed.put), SCAN_NICENESS,
                                  name="chroma-validate")
             except BaseException:
-                feed.abort()
-                worker.join()
+                halt()
                 raise
             feed.close()
         try:
@@ -298,8 +292,8 @@ class Migration:
             self._import(self._spooled_batches(), lambda b: staging.collection_for(b.target, b.source))
         else:
             worker.join()
-            if import_errors:
-                raise import_errors[0]
+            if self._import_errors:
+                raise self._import_errors[0]
         self._promote(tgt_client, plans, actions, staging)
         return scan, plans
 
@@ -464,11 +458,7 @@ class Migration:
         plan_by_name = {p.name: p for p in plans}
         for action in actions:
             plan = plan_by_name[action.name]
-            tstate = state.target(action.name)
-            tstate.update(expected=plan.expected, sources=plan.sources, space=plan.space,
-                          batches_total=plan.batches)
-            tstate.setdefault("imported", 0)
-            tstate.setdefault("batches_done", 0)
+            tstate = self._record_plan(plan)
             if action.action == "create":
                 was_replacing = tstate.get("state") == "replacing"  # dropped just before a crash
                 tstate.update(state="replacing" if was_replacing else "creating")
@@ -482,7 +472,7 @@ class Migration:
             elif action.action == "replace":
                 tstate.update(state="replacing", old_id=action.old_id, replaced_count=action.preexisting)
                 state.save()
-                if action.old_id is not None and _exists(client, plan.name):
+                if action.old_id is not None and find_collection(client, plan.name) is not None:
                     client.delete_collection(plan.name)
                 col = create_collection(client, plan)
                 tstate.update(state="replaced", id=str(col.id))
@@ -505,6 +495,17 @@ class Migration:
             self.log.event("target_ready", collection=plan.name, action=action.action, expected=plan.expected)
         state.save(phase="import")
 
+    def _record_plan(self, plan: TargetPlan) -> dict[str, Any]:
+        """Note what ``plan.name`` will hold in its checkpoint entry; that entry."""
+        state = self.state
+        assert state is not None
+        with state.lock:
+            tstate = state.target(plan.name)
+            tstate.update(expected=plan.expected, sources=plan.sources, space=plan.space, batches_total=plan.batches)
+            tstate.setdefault("imported", 0)
+            tstate.setdefault("batches_done", 0)
+        return tstate
+
     def _promote(self, client: Any, plans: list[TargetPlan], actions: list[TargetAction], staging: StagingArea) -> None:
         """Every batch is acknowledged: the staging collections take their target names."""
         state = self.state
@@ -513,11 +514,7 @@ class Migration:
         state.save(phase="promote")
         for action in actions:
             plan = plan_by_name[action.name]
-            with state.lock:
-                tstate = state.target(action.name)
-                tstate.update(expected=plan.expected, sources=plan.sources, space=plan.space, batches_total=plan.batches)
-                tstate.setdefault("imported", 0)
-                tstate.setdefault("batches_done", 0)
+            self._record_plan(plan)
             done = staging.promote(plan, action)
             if done != "ours":
                 self.changed = True
@@ -703,9 +700,6 @@ def _hnsw_meta(source: SourceCollection) -> dict[str, Any]:
 def _add(items: list[str], name: str) -> list[str]:
     return items if name in items else items + [name]
 
-
-def _exists(client: Any, name: str) -> bool:
-    return name in {c.name for c in client.list_collections()}
 
 
 def run_migration(options: MigrationOptions, check_mode: bool = False) -> dict[str, Any]:

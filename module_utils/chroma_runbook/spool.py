@@ -190,8 +190,8 @@ def record_json_size(document: Optional[str], metadata: Optional[dict[str, Any]]
 
 class BatchPlanner:
     """Cuts one target's record stream into batches: at most ``batch_size`` records and
-    ``max_body_bytes`` of request body. Used to count batches during validation and to
-    cut them during the import, so both agree."""
+    ``max_body_bytes`` of request body. The scan asks it for every valid record; its cuts
+    close the spool's batches (and count them in a dry run, where nothing is spooled)."""
 
     def __init__(self, batch_size: int, max_body_bytes: int) -> None:
         self.batch_size, self.max_body_bytes = batch_size, max_body_bytes

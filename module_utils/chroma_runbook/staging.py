@@ -18,7 +18,7 @@ import hashlib
 import threading
 from typing import Any, Callable, Optional
 
-from .importer import TargetAction, TargetPlan, create_collection
+from .importer import TargetAction, TargetPlan, create_collection, find_collection
 
 STAGING_PREFIX = "staging-"
 MAX_NAME = 512
@@ -31,11 +31,11 @@ def staging_prefix(run_id: str) -> str:
 
 def staging_name(run_id: str, target: str) -> str:
     """The staging collection of ``target`` in run ``run_id`` (a valid Chroma collection name)."""
-    name = staging_prefix(run_id) + target
-    if len(name) > MAX_NAME:  # keep it unique and within Chroma's limit
-        digest = hashlib.sha1(target.encode("utf-8")).hexdigest()[:10]
-        name = staging_prefix(run_id) + target[: MAX_NAME - len(name) + len(target) - 11] + "-" + digest
-    return name
+    prefix = staging_prefix(run_id)
+    if len(prefix) + len(target) <= MAX_NAME:
+        return prefix + target
+    digest = hashlib.sha1(target.encode("utf-8")).hexdigest()[:10]  # keeps a cut name unique
+    return prefix + target[: MAX_NAME - len(prefix) - len(digest) - 1] + "-" + digest
 
 
 class StagingLost(RuntimeError):
@@ -74,7 +74,7 @@ class StagingArea:
     def _find_or_create(self, target: str, source: str) -> Any:
         tstate = self.targets.setdefault(target, {})
         name = staging_name(self.run_id, target)
-        existing = self._get(name)
+        existing = find_collection(self.client, name)
         known_id = tstate.get("staging_id")
         if known_id is not None:
             if existing is not None and str(existing.id) == known_id:
@@ -91,11 +91,6 @@ class StagingArea:
         self.save()
         self.log("staging_created", collection=target, staging=name, source=source)
         return col
-
-    def _get(self, name: str) -> Optional[Any]:
-        if name not in {c.name for c in self.client.list_collections()}:
-            return None
-        return self.client.get_collection(name)
 
     # --- when the gate fails ---------------------------------------------------------
     def drop_all(self) -> list[str]:
@@ -135,9 +130,9 @@ class StagingArea:
             if tstate.get("state") == "promoting":  # renamed just before a crash: finish the books
                 return self._promoted(plan.name, tstate)
             return "ours"
-        staged = self._get(staging_name(self.run_id, plan.name)) if tstate.get("staging_id") else None
+        staged = find_collection(self.client, staging_name(self.run_id, plan.name)) if tstate.get("staging_id") else None
         if staged is None:  # nothing staged: an empty source collection still gets its target
-            if action.action in ("replace", "adopt") and self._get(plan.name) is not None:
+            if action.action in ("replace", "adopt") and find_collection(self.client, plan.name) is not None:
                 self.client.delete_collection(plan.name)
             col = create_collection(self.client, plan)
             tstate.update(state="created", id=str(col.id))
@@ -148,7 +143,7 @@ class StagingArea:
                           old_id=action.old_id, replaced_count=action.preexisting)
             self.save()
         if action.action in ("replace", "adopt"):
-            current = self._get(plan.name)
+            current = find_collection(self.client, plan.name)
             if current is not None and str(current.id) != tstate["staging_id"]:
                 self.client.delete_collection(plan.name)
         staged.modify(name=plan.name)
