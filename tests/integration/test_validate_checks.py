@@ -21,6 +21,8 @@ from chroma_runbook.connection import connect
 from chroma_runbook.restore import restore_snapshot
 from chroma_runbook.snapshot import take_snapshot
 from chroma_runbook.transform import Transformer
+from chroma_runbook.validation import registry
+from chroma_runbook.validation.context import CheckResult
 from chroma_runbook.validation.runner import ValidationOptions, run_validation
 from lab import dataset
 from migrated_copy import lab_profile, migrate_copy
@@ -152,6 +154,35 @@ def test_a_few_percent_deleted_fails_with_the_right_loss(world, tmp_path):
     assert counts["status"] == "FAILED" and counts["figures"]["lost"] == len(deleted)
     assert counts["offending_ids"]["lost"] == sorted(deleted)[:20]
 
+
+
+def test_checks_are_read_by_name_whatever_their_order_and_a_ninth_joins(world, tmp_path, monkeypatch):
+    """The verdict reads data loss and divergence from the checks named so: the registry
+    reversed, with a ninth check registered in one line, gives the same verdict figures."""
+    _, client = fresh_target(world)
+    for coll in client.list_collections():
+        coll.delete(ids=pick(coll, max(1, coll.count() * 3 // 100)))
+    usual = validate(world, client, tmp_path / "usual")
+
+    def ninth(ctx):
+        return CheckResult("ninth_check", "Ninth check", "WARNING", "registered in one line")
+
+    reordered = {name: registry.CHECKS[name] for name in reversed(list(registry.CHECKS))}
+    monkeypatch.setattr(registry, "CHECKS", {**reordered, "ninth_check": ninth})
+    report = validate(world, client, tmp_path / "reordered")
+    assert [c["name"] for c in report["checks"]] == [*reversed([c["name"] for c in usual["checks"]]), "ninth_check"]
+    assert report["summary"]["total"] == 9 and report["summary"]["warnings"] == usual["summary"]["warnings"] + 1
+    for key in ("data_loss_percentage", "semantic_divergence_percentage", "record_pass_rate", "records",
+                "overall_status"):
+        assert report[key] == usual[key], key
+    assert sorted(report["rollback_reasons"]) == sorted(usual["rollback_reasons"])   # listed in check order
+    assert 2.0 < report["data_loss_percentage"] < 5.0
+    assert "Ninth check" in Path(report["report_md"]).read_text()
+
+
+def test_a_check_registered_under_another_name_is_refused():
+    with pytest.raises(ValueError, match="registered as 'count_verification' returned a result named 'x'"):
+        registry.run_check("count_verification", lambda ctx: CheckResult("x", "X", "PASSED", ""), None)
 
 def test_more_than_five_percent_lost_is_data_loss_detected(world, tmp_path):
     _, client = fresh_target(world)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from .context import CheckResult, Context
 from .thresholds import FAILED, PASSED, SKIPPED
 
+NAME = "citation_references"
+TITLE = "Citation references"
+
 
 def check_citations(ctx: Context) -> CheckResult:
     fields = ctx.transformer.unique_fields()
     if not fields:
-        result = CheckResult("citation_references", "Citation references", SKIPPED,
+        result = CheckResult(NAME, TITLE, SKIPPED,
                              "the schema profile declares no unique citation field; nothing to check")
         return result
     missing: list[str] = []
@@ -49,7 +52,7 @@ def check_citations(ctx: Context) -> CheckResult:
     status = FAILED if (missing or malformed or duplicates) else PASSED
     summary = (f"fields {fields}: {sum(c['present'] for c in per_field.values())} references, "
                f"{len(missing)} missing, {len(malformed)} malformed, {len(duplicates)} duplicated")
-    result = CheckResult("citation_references", "Citation references", status, summary, {"per_field": per_field})
+    result = CheckResult(NAME, TITLE, status, summary, {"per_field": per_field})
     result.add_offending("missing", missing, ctx.max_ids)
     result.failed_ids.update(failed)
     result.add_offending("malformed", malformed, ctx.max_ids)

@@ -8,6 +8,9 @@ from __future__ import annotations
 from .context import CheckResult, Context
 from .thresholds import FAILED, PASSED, WARNING, pct
 
+NAME = "count_verification"
+TITLE = "Count verification"
+
 
 def check_counts(ctx: Context) -> CheckResult:
     located = ctx.located()
@@ -58,7 +61,7 @@ def check_counts(ctx: Context) -> CheckResult:
         + (f"{len(unconfirmed)} rejected by the profile (no rejects file to confirm), " if ctx.rejects is None else "")
         + f"{len(lost)} lost ({loss_pct}%)"
     )
-    result = CheckResult("count_verification", "Count verification", status, summary, figures)
+    result = CheckResult(NAME, TITLE, status, summary, figures)
     result.add_offending("lost", lost, ctx.max_ids)
     result.failed_ids.update(lost)
     result.add_offending("quarantined", quarantined, ctx.max_ids)

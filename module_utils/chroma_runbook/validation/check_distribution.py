@@ -4,6 +4,9 @@ from __future__ import annotations
 from .context import CheckResult, Context
 from .thresholds import FAILED, PASSED, WARNING
 
+NAME = "collection_distribution"
+TITLE = "Collection distribution"
+
 
 def check_distribution(ctx: Context) -> CheckResult:
     located = ctx.located()
@@ -45,7 +48,7 @@ def check_distribution(ctx: Context) -> CheckResult:
         "misrouted": len(misrouted),
         "source_feeds": {s: sorted(t) for s, t in ctx.expectation.source_targets_of.items()},
     }
-    result = CheckResult("collection_distribution", "Collection distribution", status, summary, figures)
+    result = CheckResult(NAME, TITLE, status, summary, figures)
     result.add_offending("misrouted", misrouted, ctx.max_ids)
     result.failed_ids.update(result_ids)
     result.add_offending("mismatched_collections", mismatched, ctx.max_ids)

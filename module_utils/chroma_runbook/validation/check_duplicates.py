@@ -9,6 +9,9 @@ from typing import Optional
 from .context import CheckResult, Context
 from .thresholds import FAILED, PASSED
 
+NAME = "duplicate_detection"
+TITLE = "Duplicate detection"
+
 
 def _key(document: Optional[str]) -> Optional[str]:
     if document is None:
@@ -50,7 +53,7 @@ def check_duplicates(ctx: Context) -> CheckResult:
                f"{extra_copies} extra copies of identical documents beyond what the source holds")
     figures = {"duplicate_ids": len(dup_ids), "duplicate_documents": len(dup_docs), "extra_copies": extra_copies,
                "source_duplicate_documents": sum(n - 1 for n in expected_docs.values() if n > 1)}
-    result = CheckResult("duplicate_detection", "Duplicate detection", status, summary, figures)
+    result = CheckResult(NAME, TITLE, status, summary, figures)
     result.add_offending("duplicate_ids", dup_ids, ctx.max_ids)
     result.failed_ids.update(dup_raw)
     result.add_offending("duplicate_documents", dup_docs, ctx.max_ids)

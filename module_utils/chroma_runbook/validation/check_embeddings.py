@@ -12,6 +12,9 @@ import numpy as np
 from .context import CheckResult, Context
 from .thresholds import FAILED, PASSED, WARNING, pct, worst
 
+NAME = "embedding_integrity"
+TITLE = "Embedding integrity"
+
 
 def _expected_dimension(ctx: Context, target: str) -> Optional[int]:
     declared = ctx.transformer.declared_dimension(target)
@@ -100,7 +103,7 @@ def check_embeddings(ctx: Context) -> CheckResult:
         "wrong_dimension": len(wrong_dim),
         "per_target": per_target,
     }
-    result = CheckResult("embedding_integrity", "Embedding integrity", status, summary, figures)
+    result = CheckResult(NAME, TITLE, status, summary, figures)
     result.add_offending("altered", altered, ctx.max_ids)
     result.failed_ids.update(altered, nan_ids, wrong_dim)
     result.add_offending("nan", nan_ids, ctx.max_ids)

@@ -8,6 +8,9 @@ from ..profile import FieldRule
 from .context import CheckResult, Context
 from .thresholds import grade_high, pct
 
+NAME = "field_type_validation"
+TITLE = "Field type validation"
+
 PY_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
 
 
@@ -64,7 +67,7 @@ def check_field_types(ctx: Context) -> CheckResult:
                f"allowed values and formats: {len(bad)} records with violations ({valid_pct:.2f}% valid)")
     figures = {"records_checked": checked, "values_checked": values, "records_with_violations": len(bad),
                "valid_percentage": round(valid_pct, 4), "violations_by_field": dict(by_field)}
-    result = CheckResult("field_type_validation", "Field type validation", status, summary, figures)
+    result = CheckResult(NAME, TITLE, status, summary, figures)
     result.add_offending("violations", bad, ctx.max_ids)
     result.failed_ids.update(failed)
     if not checked:

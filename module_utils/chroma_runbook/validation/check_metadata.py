@@ -9,6 +9,9 @@ from typing import Any, Mapping, Optional
 from .context import CheckResult, Context
 from .thresholds import PASSED, grade_high, pct, worst
 
+NAME = "metadata_completeness"
+TITLE = "Metadata completeness"
+
 
 def values_equal(a: Any, b: Any) -> bool:
     """Equality that tolerates float round-off and keeps bool apart from int."""
@@ -83,7 +86,7 @@ def check_metadata(ctx: Context) -> CheckResult:
         "mismatch_by_field": dict(mismatch_by_field),
         "required_fields": required_by_target,
     }
-    result = CheckResult("metadata_completeness", "Metadata completeness", status, summary, figures)
+    result = CheckResult(NAME, TITLE, status, summary, figures)
     result.add_offending("incomplete", incomplete, ctx.max_ids)
     result.failed_ids.update(failed)
     result.add_offending("mismatched", mismatched, ctx.max_ids)

@@ -18,6 +18,9 @@ from .context import CheckResult, Context
 from .neighbours import distances, matches_where, query_ids, recall_with_ties, sample_rows
 from .thresholds import FAILED, PASSED, WARNING, worst
 
+NAME = "semantic_search_equivalence"
+TITLE = "Semantic search equivalence"
+
 
 def _measure(handle: Any, members: np.ndarray, ids: list[str], queries: np.ndarray, space: str,
              k: int, where: Optional[dict] = None) -> list[float]:
@@ -142,7 +145,7 @@ def check_semantic(ctx: Context) -> CheckResult:
         "test_queries_working": working,
         "test_queries_total": len(outcomes),
     }
-    result = CheckResult("semantic_search_equivalence", "Semantic search equivalence", status, summary, figures)
+    result = CheckResult(NAME, TITLE, status, summary, figures)
     result.add_offending("weak_collections", weak, ctx.max_ids)
     result.add_offending("failing_test_queries", [o["query"] for o in outcomes if not o["works"]], ctx.max_ids)
     return result

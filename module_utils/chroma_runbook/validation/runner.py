@@ -1,39 +1,21 @@
-"""Runs the eight checks and decides PASSED / WARNING / FAILED and whether to roll back."""
+"""Runs the registered checks (registry.CHECKS) and decides PASSED / WARNING / FAILED and
+whether to roll back."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from ..transform import Transformer
-from .check_citations import check_citations
-from .check_counts import check_counts
-from .check_distribution import check_distribution
-from .check_duplicates import check_duplicates
-from .check_embeddings import check_embeddings
-from .check_field_types import check_field_types
-from .check_metadata import check_metadata
-from .check_semantic import check_semantic
+from . import registry
 from .context import CheckResult, Context
 from .expectation import build_expectation_streaming
 from .inputs import load_rejects, load_test_queries
 from .report import report_paths, write_reports
 from .sides import ParallelReader, finish_side, list_names, read_snapshot_side, start_side
 from .thresholds import FAILED, PASSED, ROLLBACK_REASONS, SKIPPED, WARNING, grade_high, merge_thresholds, pct, worst
-
-CHECKS: Sequence[Callable[[Context], CheckResult]] = (
-    check_counts,          # 1
-    check_embeddings,      # 2
-    check_metadata,        # 3
-    check_semantic,        # 4
-    check_distribution,    # 5
-    check_duplicates,      # 6
-    check_field_types,     # 7
-    check_citations,       # 8
-)
-
 
 @dataclass
 class ValidationOptions:
@@ -72,10 +54,10 @@ def _target_names(transformer: Transformer, source_names: Sequence[str], existin
     return names
 
 
-def _record_pass_rate(ctx: Context, results: list[CheckResult]) -> float:
+def _record_pass_rate(ctx: Context, results: dict[str, CheckResult]) -> float:
     expected_ids = {rid for recs in ctx.expectation.targets.values() for rid in recs}
-    failed = set().union(*(r.failed_ids for r in results)) & expected_ids
-    lost = set(next(r for r in results if r.name == "count_verification").failed_ids)
+    failed = set().union(*(r.failed_ids for r in results.values())) & expected_ids
+    lost = set(results[registry.COUNTS].failed_ids)
     denominator = len(expected_ids | lost)
     return round(100.0 - pct(len(failed | lost), denominator), 4) if denominator else 100.0
 
@@ -147,14 +129,15 @@ def run_validation(source_client: Any, target_client: Any, transformer: Transfor
         reader.close()
     ctx = Context(source, target, expectation, transformer, thresholds, rejects, options.k,
                   options.sample_size, options.seed, options.max_listed_ids, queries)
-    results = []
-    for check in CHECKS:
-        results.append(check(ctx))
-        clock = _lap(durations, results[-1].name, clock)
-    counts = results[0].figures
-    loss_pct = counts["data_loss_percentage"]
-    divergence = results[3].figures["semantic_divergence_percentage"]
-    pass_rate = _record_pass_rate(ctx, results)
+    by_name: dict[str, CheckResult] = {}
+    for name, check in registry.CHECKS.items():
+        by_name[name] = registry.run_check(name, check, ctx)
+        clock = _lap(durations, name, clock)
+    results = list(by_name.values())
+    counts = by_name[registry.COUNTS].figures
+    loss_pct = registry.figure(by_name, registry.COUNTS, "data_loss_percentage")
+    divergence = registry.figure(by_name, registry.SEMANTIC, "semantic_divergence_percentage")
+    pass_rate = _record_pass_rate(ctx, by_name)
     pass_status = grade_high(pass_rate, thresholds["pass_rate_pass_pct"], thresholds["pass_rate_warn_pct"],
                              strict_pass=True)
     if pass_rate == 100.0:
