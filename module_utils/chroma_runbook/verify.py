@@ -9,6 +9,7 @@ import numpy as np
 from .exporter import SourceCollection
 from .paging import INCLUDE_ALL, page_to_records
 from .transform import Transformer
+from .values import differing_fields
 
 # Chroma may return cosine vectors a few ulps off (measured ~2.4e-7); l2/ip are bit-exact.
 COSINE_ATOL = 1e-5
@@ -64,9 +65,8 @@ def _compare(want: Any, got: Any, space: Optional[str]) -> Optional[str]:
         return "missing from the target"
     if want.document != got.document:
         return "document differs"
-    want_meta, got_meta = want.metadata or {}, got.metadata or {}
-    if want_meta != got_meta:
-        keys = sorted(k for k in set(want_meta) | set(got_meta) if want_meta.get(k, object()) != got_meta.get(k, object()))
+    keys = differing_fields(want.metadata, got.metadata)
+    if keys:
         return f"metadata differs in {keys}"
     if want.embedding is None or got.embedding is None or want.embedding.shape != got.embedding.shape:
         return "embedding missing or of another dimension"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from chroma_runbook.validation.check_field_types import field_violation
-from chroma_runbook.validation.check_metadata import differing_fields, values_equal
+from chroma_runbook.values import differing_fields, values_equal
 from chroma_runbook.validation.context import CheckResult
 from chroma_runbook.validation.inputs import InputError, load_rejects, load_test_queries
 from chroma_runbook.validation.neighbours import distances, matches_where, recall_with_ties, sample_rows

@@ -19,7 +19,7 @@ def check_citations(ctx: Context) -> CheckResult:
     malformed: list[str] = []
     duplicates: list[str] = []
     per_field = {}
-    failed: set[str] = set()
+    failed: set[tuple[str, str]] = set()
     for field_name in fields:
         seen: dict[object, str] = {}
         counts = {"present": 0, "missing": 0, "malformed": 0, "duplicate": 0}
@@ -34,17 +34,17 @@ def check_citations(ctx: Context) -> CheckResult:
                 value = (coll.metadatas[row] or {}).get(field_name)
                 if value is None:
                     counts["missing"] += 1
-                    failed.add(rid)
+                    failed.add((name, rid))
                     missing.append(f"{rid} ({field_name})")
                     continue
                 counts["present"] += 1
                 if rule.regex is not None and not rule.regex.search(str(value)):
                     counts["malformed"] += 1
-                    failed.add(rid)
+                    failed.add((name, rid))
                     malformed.append(f"{rid} ({field_name}={value})")
                 if value in seen:
                     counts["duplicate"] += 1
-                    failed.add(rid)
+                    failed.add((name, rid))
                     duplicates.append(f"{rid} ({field_name}={value}, also on {seen[value]})")
                 else:
                     seen[value] = rid

@@ -12,22 +12,48 @@ NAME = "count_verification"
 TITLE = "Count verification"
 
 
+def _missing(ctx: Context) -> list[tuple[str, str, str]]:
+    """(source collection, id, collection it counts under) of source records the target lacks.
+
+    A record is found in the collection the migration puts it in; one sitting in another
+    target collection that does not expect it counts as found too (misrouting is the
+    distribution check's business). Ids are unique per collection only, so a record is
+    never "found" through a namesake of another collection.
+    """
+    exp = ctx.expectation
+    located = ctx.located()
+    expected = exp.target_of()
+    out: list[tuple[str, str, str]] = []
+    for src, coll in ctx.source.items():
+        for rid in coll.ids:
+            target = exp.placed.get((src, rid))
+            holder = ctx.target.get(target) if target else None
+            if holder is not None and rid in holder.row:
+                continue
+            strays = [t for t in located.get(rid, []) if t not in expected.get(rid, [])]
+            if not strays:
+                out.append((src, rid, target or src))
+    return out
+
+
 def check_counts(ctx: Context) -> CheckResult:
     located = ctx.located()
     exp = ctx.expectation
-    missing = [rid for coll in ctx.source.values() for rid in coll.ids if rid not in located]
+    missing = _missing(ctx)
     if ctx.rejects is not None:
-        quarantined = [rid for rid in missing if rid in ctx.rejects]
-        lost = [rid for rid in missing if rid not in ctx.rejects]
-        unconfirmed: list[str] = []
+        quarantined = [m for m in missing if m[1] in ctx.rejects]
+        lost = [m for m in missing if m[1] not in ctx.rejects]
+        unconfirmed: list[tuple[str, str, str]] = []
     else:
         quarantined = []
-        unconfirmed = [rid for rid in missing if rid in exp.rejected]
-        lost = [rid for rid in missing if rid not in exp.rejected]
-    expected_ids = {rid for records in exp.targets.values() for rid in records}
+        unconfirmed = [m for m in missing if m[:2] in exp.rejected]
+        lost = [m for m in missing if m[:2] not in exp.rejected]
+    expected = exp.target_of()
     source_ids = {rid for coll in ctx.source.values() for rid in coll.ids}
-    unexpected = [rid for rid in located if rid not in expected_ids and rid not in source_ids]
-    imported_rejects = [rid for rid in located if rid in exp.rejected]
+    unexpected = [rid for rid in located if rid not in expected and rid not in source_ids]
+    rejected_ids = {rid for _src, rid in exp.rejected}
+    imported_rejects = [rid for rid, held in located.items()
+                        if rid in rejected_ids and [t for t in held if t not in expected.get(rid, [])]]
     target_total = sum(ctx.target[n].count for n in ctx.target)
     loss_pct = pct(len(lost), exp.source_total)
     figures = {
@@ -62,9 +88,9 @@ def check_counts(ctx: Context) -> CheckResult:
         + f"{len(lost)} lost ({loss_pct}%)"
     )
     result = CheckResult(NAME, TITLE, status, summary, figures)
-    result.add_offending("lost", lost, ctx.max_ids)
-    result.failed_ids.update(lost)
-    result.add_offending("quarantined", quarantined, ctx.max_ids)
+    result.add_offending("lost", _labels(lost), ctx.max_ids)
+    result.failed_ids.update((where, rid) for _src, rid, where in lost)
+    result.add_offending("quarantined", _labels(quarantined), ctx.max_ids)
     result.add_offending("unexpected", unexpected, ctx.max_ids)
     result.add_offending("rejected_but_imported", imported_rejects, ctx.max_ids)
     result.notes.append(
@@ -77,3 +103,8 @@ def check_counts(ctx: Context) -> CheckResult:
             "so they are not counted as loss; they remain in the source and the snapshot."
         )
     return result
+
+
+def _labels(missing: list[tuple[str, str, str]]) -> list[str]:
+    """Offending entries: the ids (the report's lists stay plain ids)."""
+    return [rid for _src, rid, _where in missing]

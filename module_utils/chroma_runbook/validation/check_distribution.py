@@ -12,13 +12,13 @@ def check_distribution(ctx: Context) -> CheckResult:
     located = ctx.located()
     per_target = {}
     misrouted: list[str] = []
-    result_ids: list[str] = []
+    result_ids: list[tuple[str, str]] = []
     mismatched: list[str] = []
     for name in ctx.target_names():
         expected = ctx.expectation.targets.get(name, {})
         actual = ctx.target[name].count if name in ctx.target else 0
         wrong_place = [rid for rid in expected if name not in located.get(rid, [name]) and located.get(rid)]
-        result_ids.extend(wrong_place)
+        result_ids.extend((name, rid) for rid in wrong_place)
         misrouted.extend(f"{rid} (in {','.join(located[rid])}, expected {name})" for rid in wrong_place)
         per_target[name] = {
             "expected": len(expected),

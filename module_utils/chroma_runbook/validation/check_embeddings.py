@@ -60,6 +60,7 @@ def check_embeddings(ctx: Context) -> CheckResult:
     compared, altered, largest = 0, [], 0.0
     nan_ids: list[str] = []
     wrong_dim: list[str] = []
+    failed: set[tuple[str, str]] = set()
     scanned = 0
     per_target = {}
     for name in ctx.target_names():
@@ -69,15 +70,18 @@ def check_embeddings(ctx: Context) -> CheckResult:
         n, alt, big = _compare(ctx, name)
         compared += n
         altered += alt
+        failed.update((name, rid) for rid in alt)
         largest = max(largest, big)
         scanned += coll.count
         vectors = coll.vectors
         if vectors.size:
             nan_rows = np.flatnonzero(np.isnan(vectors).any(axis=1))
             nan_ids += [coll.ids[i] for i in nan_rows]
+            failed.update((name, coll.ids[i]) for i in nan_rows)
         expected_dim = _expected_dimension(ctx, name)
         if expected_dim is not None and coll.dimension is not None and coll.dimension != expected_dim:
             wrong_dim += list(coll.ids)
+            failed.update((name, rid) for rid in coll.ids)
         per_target[name] = {"compared": n, "altered": len(alt), "dimension": coll.dimension,
                             "expected_dimension": expected_dim}
     nan_pct = pct(len(nan_ids), scanned)
@@ -105,7 +109,7 @@ def check_embeddings(ctx: Context) -> CheckResult:
     }
     result = CheckResult(NAME, TITLE, status, summary, figures)
     result.add_offending("altered", altered, ctx.max_ids)
-    result.failed_ids.update(altered, nan_ids, wrong_dim)
+    result.failed_ids.update(failed)
     result.add_offending("nan", nan_ids, ctx.max_ids)
     result.add_offending("wrong_dimension", wrong_dim, ctx.max_ids)
     return result

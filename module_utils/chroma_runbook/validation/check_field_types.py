@@ -37,7 +37,7 @@ def check_field_types(ctx: Context) -> CheckResult:
     bad: list[str] = []
     by_field: Counter = Counter()
     checked = values = 0
-    failed: set[str] = set()
+    failed: set[tuple[str, str]] = set()
     for name in ctx.target_names():
         if name not in ctx.target:
             continue
@@ -57,7 +57,7 @@ def check_field_types(ctx: Context) -> CheckResult:
                 if why:
                     problems.append(f"{field_name}:{why}")
             if problems:
-                failed.add(rid)
+                failed.add((name, rid))
                 bad.append(f"{rid} ({','.join(problems[:4])})")
                 by_field.update(problems)
     valid_pct = 100.0 - pct(len(bad), checked) if checked else 100.0

@@ -2,34 +2,14 @@
 and each migrated record carries the metadata the profile produces from its source."""
 from __future__ import annotations
 
-import math
 from collections import Counter
-from typing import Any, Mapping, Optional
 
+from ..values import differing_fields
 from .context import CheckResult, Context
 from .thresholds import PASSED, grade_high, pct, worst
 
 NAME = "metadata_completeness"
 TITLE = "Metadata completeness"
-
-
-def values_equal(a: Any, b: Any) -> bool:
-    """Equality that tolerates float round-off and keeps bool apart from int."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, float) or isinstance(b, float):
-        try:
-            return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-        except (TypeError, ValueError):
-            return False
-    return a == b
-
-
-def differing_fields(expected: Optional[Mapping[str, Any]], actual: Optional[Mapping[str, Any]]) -> list[str]:
-    """Keys whose values differ (missing on either side counts)."""
-    expected, actual = expected or {}, actual or {}
-    keys = set(expected) | set(actual)
-    return sorted(k for k in keys if k not in expected or k not in actual or not values_equal(expected[k], actual[k]))
 
 
 def check_metadata(ctx: Context) -> CheckResult:
@@ -38,7 +18,7 @@ def check_metadata(ctx: Context) -> CheckResult:
     missing_by_field: Counter = Counter()
     mismatch_by_field: Counter = Counter()
     checked = compared = 0
-    failed: set[str] = set()
+    failed: set[tuple[str, str]] = set()
     required_by_target = {}
     for name in ctx.target_names():
         if name not in ctx.target:
@@ -53,14 +33,14 @@ def check_metadata(ctx: Context) -> CheckResult:
             absent = [f for f in required if meta.get(f) is None]
             if absent:
                 incomplete.append(rid)
-                failed.add(rid)
+                failed.add((name, rid))
                 missing_by_field.update(absent)
             exp = expected.get(rid)
             if exp is not None:
                 compared += 1
                 diff = differing_fields(exp.metadata, meta)
                 if diff:
-                    failed.add(rid)
+                    failed.add((name, rid))
                     mismatched.append(f"{rid} ({','.join(diff[:4])})")
                     mismatch_by_field.update(diff)
     complete_pct = 100.0 - pct(len(incomplete), checked) if checked else 100.0

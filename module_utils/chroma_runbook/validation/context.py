@@ -24,7 +24,9 @@ class CheckResult:
     offending: dict[str, list[str]] = field(default_factory=dict)
     offending_counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    failed_ids: set[str] = field(default_factory=set)  # raw ids of records this check fails (pass rate)
+    # (target collection, id) of the records this check fails: ids are unique per collection only,
+    # so the pass rate counts pairs (a lost record counts under the collection it was expected in)
+    failed_ids: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def rollback_reason(self) -> str:

@@ -26,8 +26,8 @@ class Expectation:
     """Per target collection, the records it must hold; and the records the profile rejects."""
 
     targets: dict[str, dict[str, Expected]] = field(default_factory=dict)
-    rejected: dict[str, list[str]] = field(default_factory=dict)       # id -> issue types
-    rejected_source: dict[str, str] = field(default_factory=dict)      # id -> source collection
+    rejected: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (source coll, id) -> issue types
+    placed: dict[tuple[str, str], str] = field(default_factory=dict)   # (source coll, id) -> target collection
     source_total: int = 0
     issue_counts: Counter = field(default_factory=Counter)
     source_targets_of: dict[str, set[str]] = field(default_factory=dict)  # source coll -> targets fed
@@ -37,12 +37,16 @@ class Expectation:
         return sum(len(v) for v in self.targets.values())
 
     def target_of(self) -> dict[str, list[str]]:
-        """id -> the target collections it is expected in (normally one)."""
+        """id -> the target collections it is expected in (one per source collection holding it)."""
         out: dict[str, list[str]] = {}
         for target, records in self.targets.items():
             for rid in records:
                 out.setdefault(rid, []).append(target)
         return out
+
+    def pairs(self) -> set[tuple[str, str]]:
+        """Every (target collection, id) the target must hold: what the pass rate counts."""
+        return {(target, rid) for target, records in self.targets.items() for rid in records}
 
 
 def build_expectation(transformer: Transformer, source: dict[str, CollectionData]) -> Expectation:
@@ -70,10 +74,10 @@ def build_expectation_streaming(transformer: Transformer,
             issues = validator.validate(out)
             exp.source_total += 1
             if issues:
-                exp.rejected[rid] = list(issues)
-                exp.rejected_source[rid] = name
+                exp.rejected[(name, rid)] = list(issues)
                 exp.issue_counts.update(i.split(":")[0] for i in issues)
                 continue
             fed.add(out.target_collection)
+            exp.placed[(name, rid)] = out.target_collection
             exp.targets.setdefault(out.target_collection, {})[rid] = Expected(name, row, out.metadata, out.document)
     return exp

@@ -55,10 +55,11 @@ def _target_names(transformer: Transformer, source_names: Sequence[str], existin
 
 
 def _record_pass_rate(ctx: Context, results: dict[str, CheckResult]) -> float:
-    expected_ids = {rid for recs in ctx.expectation.targets.values() for rid in recs}
-    failed = set().union(*(r.failed_ids for r in results.values())) & expected_ids
+    """Share of (target collection, id) records that every check passes; lost ones count as failed."""
+    expected = ctx.expectation.pairs()
+    failed = set().union(*(r.failed_ids for r in results.values())) & expected
     lost = set(results[registry.COUNTS].failed_ids)
-    denominator = len(expected_ids | lost)
+    denominator = len(expected | lost)
     return round(100.0 - pct(len(failed | lost), denominator), 4) if denominator else 100.0
 
 
