@@ -14,13 +14,9 @@ description:
   - Read-only; safe in check mode (it runs and reports the same facts).
 version_added: "1.0.0"
 author: chroma-runbook
+extends_documentation_fragment:
+  - chroma_connection.server
 options:
-  server:
-    description:
-      - "Connection dict of the server: C(url) (http(s)://host:port) or C(path) (persist directory),
-        plus optional C(tenant), C(database), C(headers), C(ssl_verify), C(timeout)."
-    type: dict
-    required: true
   collections:
     description:
       - Only these collections. A listed collection that does not exist is reported with count C(-1).
@@ -128,14 +124,14 @@ count_check:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.connection import CONNECTION_ARG_SPEC, ConnectionError_, ConnectionSpec
+from ansible.module_utils.chroma_runbook.connection import ConnectionError_, ConnectionSpec, connection_option
 from ansible.module_utils.chroma_runbook.server_inventory import compare_counts, read_inventory
 
 
 def run_module() -> None:
     module = AnsibleModule(
         argument_spec={
-            "server": {"type": "dict", "required": True, "options": CONNECTION_ARG_SPEC},
+            "server": connection_option(),
             "collections": {"type": "list", "elements": "str"},
             "expected_counts": {"type": "dict"},
             "tolerance": {"type": "int", "default": 0},

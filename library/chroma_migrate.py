@@ -44,19 +44,14 @@ description:
     O(checkpoint_dir). A second run after a completed migration returns C(changed=false)."
 version_added: "1.0.0"
 author: chroma-runbook
+extends_documentation_fragment:
+  - chroma_connection.source
+  - chroma_connection.target
 options:
   source:
     description:
-      - "Connection dict of the source: C(url) (http(s)://host:port) or C(path) (persist
-        directory), plus optional C(tenant), C(database), C(headers), C(ssl_verify), C(timeout)."
+      - Connection dict of the source Chroma server.
       - Writes to the source must be frozen for the whole run (pages are read by offset).
-    type: dict
-    required: true
-  target:
-    description:
-      - Connection dict of the target (same keys as O(source)).
-    type: dict
-    required: true
   collections:
     description:
       - Source collections to migrate, in this order. Default is every collection, sorted by name.
@@ -385,13 +380,13 @@ checkpoint:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.connection import CONNECTION_ARG_SPEC
+from ansible.module_utils.chroma_runbook.connection import connection_option
 from ansible.module_utils.chroma_runbook.migration import Migration, MigrationError
 from ansible.module_utils.chroma_runbook.migration_options import MigrationOptions
 
 ARGUMENT_SPEC = {
-    "source": {"type": "dict", "required": True, "options": CONNECTION_ARG_SPEC},
-    "target": {"type": "dict", "required": True, "options": CONNECTION_ARG_SPEC},
+    "source": connection_option(),
+    "target": connection_option(),
     "collections": {"type": "list", "elements": "str"},
     "routing": {"type": "list", "elements": "dict"},
     "schema": {"type": "dict"},

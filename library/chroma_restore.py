@@ -22,6 +22,8 @@ description:
   - Check mode verifies the snapshot and the target and reports what would be restored, writing nothing.
 version_added: "1.0.0"
 author: chroma-runbook
+extends_documentation_fragment:
+  - chroma_connection.target
 options:
   path:
     description: The snapshot directory (written by chroma_snapshot).
@@ -29,10 +31,9 @@ options:
     required: true
   target:
     description:
-      - "Connection dict of the server to restore into: C(url) or C(path), plus optional C(tenant),
-        C(database), C(headers), C(ssl_verify), C(timeout). Required for logical snapshots."
+      - Connection dict of the server to restore into. Required for logical snapshots.
       - For physical snapshots its C(url), when given, must not answer.
-    type: dict
+    required: false
   collections:
     description: Only these collections of the snapshot. Default is all. A name not in the snapshot is an error.
     type: list
@@ -114,7 +115,7 @@ from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.connection import CONNECTION_ARG_SPEC, ConnectionSpec, connect
+from ansible.module_utils.chroma_runbook.connection import ConnectionSpec, connect, connection_option
 from ansible.module_utils.chroma_runbook.manifest import SnapshotError, load_manifest
 from ansible.module_utils.chroma_runbook.physical_snapshot import restore_physical
 from ansible.module_utils.chroma_runbook.restore import RestoreFailed, RestoreRefused, restore_snapshot
@@ -122,7 +123,7 @@ from ansible.module_utils.chroma_runbook.snapshot import SnapshotRefused
 
 ARGUMENT_SPEC = {
     "path": {"type": "path", "required": True},
-    "target": {"type": "dict", "options": CONNECTION_ARG_SPEC},
+    "target": connection_option(required=False),
     "collections": {"type": "list", "elements": "str"},
     "replace": {"type": "bool", "default": False},
     "batch_size": {"type": "int", "default": 1000},

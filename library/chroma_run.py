@@ -173,14 +173,9 @@ from ansible.module_utils.chroma_runbook.run_summary import render_lines, summar
 
 NEEDS_RUN_ID = ("step_start", "step_end", "update", "event", "summary")
 NEEDS_STEP = ("step_start", "step_end")
-
-
-def check_params(module: AnsibleModule) -> None:
-    p = module.params
-    if p["action"] in NEEDS_RUN_ID and not p["run_id"]:
-        module.fail_json(msg=f"run_id is required for action={p['action']}")
-    if p["action"] in NEEDS_STEP and not p["step"]:
-        module.fail_json(msg=f"step is required for action={p['action']}")
+# the argument spec refuses an action without the options it needs
+REQUIRED_IF = [("action", action, ("run_id",)) for action in NEEDS_RUN_ID] + [
+    ("action", action, ("step",)) for action in NEEDS_STEP]
 
 
 def do_open(module: AnsibleModule, runs_dir: Path, write: bool) -> dict[str, Any]:
@@ -264,9 +259,9 @@ def run_module() -> None:
             "limits": {"type": "dict", "default": {}},
             "summary_path": {"type": "path"},
         },
+        required_if=REQUIRED_IF,
         supports_check_mode=True,
     )
-    check_params(module)
     p = module.params
     runs_dir = Path(p["runs_dir"])
     write = not module.check_mode

@@ -26,6 +26,8 @@ description:
   - Check mode writes nothing and reports what would be written (or pruned).
 version_added: "1.0.0"
 author: chroma-runbook
+extends_documentation_fragment:
+  - chroma_connection.source
 options:
   state:
     description: C(present) takes a snapshot; C(pruned) applies the retention policy under O(path).
@@ -39,10 +41,9 @@ options:
     default: logical
   source:
     description:
-      - "Connection dict of the server: C(url) or C(path), plus optional C(tenant), C(database),
-        C(headers), C(ssl_verify), C(timeout). Required for C(kind=logical)."
+      - Connection dict of the server to snapshot. Required for C(kind=logical).
       - For C(kind=physical) its C(url), when given, must not answer.
-    type: dict
+    required: false
   path:
     description:
       - "C(state=present): the snapshot directory to create (it must not exist, or hold a complete snapshot)."
@@ -149,7 +150,7 @@ from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.connection import CONNECTION_ARG_SPEC, ConnectionSpec, connect
+from ansible.module_utils.chroma_runbook.connection import ConnectionSpec, connect, connection_option
 from ansible.module_utils.chroma_runbook.manifest import SnapshotError
 from ansible.module_utils.chroma_runbook.physical_snapshot import plan_physical_snapshot, take_physical_snapshot
 from ansible.module_utils.chroma_runbook.retention import prune
@@ -158,7 +159,7 @@ from ansible.module_utils.chroma_runbook.snapshot import SnapshotRefused, plan_s
 ARGUMENT_SPEC = {
     "state": {"type": "str", "choices": ["present", "pruned"], "default": "present"},
     "kind": {"type": "str", "choices": ["logical", "physical"], "default": "logical"},
-    "source": {"type": "dict", "options": CONNECTION_ARG_SPEC},
+    "source": connection_option(required=False),
     "path": {"type": "path", "required": True},
     "collections": {"type": "list", "elements": "str"},
     "page_size": {"type": "int", "default": 1000},

@@ -26,16 +26,10 @@ description:
     except in check mode, where the checks still run but no file is written."
 version_added: "1.0.0"
 author: chroma-runbook
+extends_documentation_fragment:
+  - chroma_connection.source
+  - chroma_connection.target
 options:
-  source:
-    description: "Connection dict of the source: C(url) or C(path), plus optional C(tenant), C(database),
-      C(headers), C(ssl_verify), C(timeout)."
-    type: dict
-    required: true
-  target:
-    description: Connection dict of the target (same keys as O(source)).
-    type: dict
-    required: true
   routing:
     description: The routing rules the migration used (docs/CONTRACTS.md). Default keeps collection names.
     type: list
@@ -190,13 +184,13 @@ duration_seconds:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.connection import CONNECTION_ARG_SPEC, ConnectionSpec, connect
+from ansible.module_utils.chroma_runbook.connection import ConnectionSpec, connect, connection_option
 from ansible.module_utils.chroma_runbook.transform import Transformer
 from ansible.module_utils.chroma_runbook.validation.runner import ValidationOptions, run_validation
 
 ARGUMENT_SPEC = {
-    "source": {"type": "dict", "required": True, "options": CONNECTION_ARG_SPEC},
-    "target": {"type": "dict", "required": True, "options": CONNECTION_ARG_SPEC},
+    "source": connection_option(),
+    "target": connection_option(),
     "routing": {"type": "list", "elements": "dict"},
     "schema": {"type": "dict"},
     "collections": {"type": "list", "elements": "str"},

@@ -24,6 +24,13 @@ CONNECTION_ARG_SPEC: dict[str, Any] = {
 }
 
 
+def connection_option(required: bool = True) -> dict[str, Any]:
+    """The argument_spec entry of one connection option (documented by the
+    ``chroma_connection`` doc fragment): exactly one of url and path."""
+    return {"type": "dict", "required": required, "options": CONNECTION_ARG_SPEC,
+            "mutually_exclusive": [["url", "path"]], "required_one_of": [["url", "path"]]}
+
+
 class ConnectionError_(ValueError):
     """A connection dict that cannot describe a Chroma server."""
 
