@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any, Optional
+
+from .clock import utc_stamp
+from .fsutil import write_json_atomic
 
 CHECKPOINT_VERSION = 1
 
@@ -17,22 +19,8 @@ def checkpoint_path(checkpoint_dir: str, run_id: str) -> str:
 
 
 def write_atomic(path: str, data: dict[str, Any]) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, never a mix."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = f"{path}.tmp.{os.getpid()}"
-    payload = json.dumps(data, indent=1, sort_keys=True, default=str).encode("utf-8")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, payload)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Replace the checkpoint (or spool manifest) at ``path`` atomically (fsutil.write_json_atomic)."""
+    write_json_atomic(path, data, indent=1, newline=False)
 
 
 def load(path: str) -> Optional[dict[str, Any]]:
@@ -50,4 +38,4 @@ def load(path: str) -> Optional[dict[str, Any]]:
 
 
 def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return utc_stamp()

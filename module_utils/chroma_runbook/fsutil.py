@@ -1,12 +1,14 @@
-"""Durable, private file writing: 0600 files, 0700 directories, fsync, checksums."""
+"""Durable, private file writing: 0600 files, 0700 directories, fsync, checksums, atomic replace."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import Any, BinaryIO, Optional, Union
 
 CHUNK = 1 << 20
 FILE_MODE = 0o600
@@ -34,6 +36,34 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_atomic(path: Union[str, Path], data: Union[bytes, str], mode: int = FILE_MODE) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, never a mix:
+    a temp file next to it, fsync'd, renamed over it, then the directory fsync'd. The one
+    atomic writer of the engine (checkpoint, spool manifest, run state, reports)."""
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Union[str, Path], payload: Any, indent: int = 2, newline: bool = True,
+                      mode: int = FILE_MODE) -> None:
+    """``write_atomic`` of ``payload`` as JSON (keys sorted; values JSON cannot hold as str)."""
+    text = json.dumps(payload, indent=indent, sort_keys=True, default=str)
+    write_atomic(path, text + ("\n" if newline else ""), mode)
 
 
 def make_private_dir(path: Path) -> None:
@@ -120,8 +150,3 @@ def copy_file_hashed(src: Path, dst: Path) -> tuple[int, str]:
                 break
             writer.write(chunk)
     return writer.close()
-
-
-def dir_size(path: Path) -> int:
-    """Total size of the regular files under ``path``."""
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

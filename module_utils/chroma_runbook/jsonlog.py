@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from typing import Any, Optional
+
+from .clock import utc_stamp
 
 
 class RunLog:
@@ -23,7 +24,7 @@ class RunLog:
     def event(self, event: str, level: str = "info", **fields: Any) -> None:
         if self._fh is None:
             return
-        line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
+        line = {"ts": utc_stamp(precision="milliseconds"),  # one clock read
                 "run_id": self.run_id, "level": level, "event": event, **fields}
         text = json.dumps(line, default=str, ensure_ascii=False)
         with self._lock:

@@ -10,10 +10,10 @@ import os
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
+from .clock import utc_now, utc_stamp
 from .fsutil import copy_file_hashed, make_private_dir, publish_dir, remove_tree, temp_sibling
 from .manifest import FORMAT, FORMAT_VERSION, SnapshotError, file_entry, load_manifest, verify_snapshot, write_manifest
 from .snapshot import SnapshotRefused, SnapshotResult, chromadb_version, check_destination, new_snapshot_id
@@ -116,7 +116,7 @@ def take_physical_snapshot(persist_dir: Path, dest: Path, url: Optional[str] = N
         raise SnapshotRefused(f"persist_dir {persist_dir} has no {SQLITE_NAME}: not a Chroma persist directory")
     _require_idle(persist_dir, url, "copy")
     started = time.monotonic()
-    now = datetime.now(timezone.utc)
+    now = utc_now()
     snapshot_id = snapshot_id or new_snapshot_id(now)
     tmp = temp_sibling(dest)
     try:
@@ -126,7 +126,7 @@ def take_physical_snapshot(persist_dir: Path, dest: Path, url: Optional[str] = N
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "kind": "physical",
             "snapshot_id": snapshot_id,
-            "created_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "created_at": utc_stamp(now),
             "created_unix": now.timestamp(),
             "chromadb_version": chromadb_version(),
             "server": url or "",

@@ -16,12 +16,14 @@ import fcntl
 import json
 import os
 import secrets
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional
+
+from .clock import compact_stamp, utc_stamp
+from .fsutil import write_json_atomic
 
 STATE_FILE = "state.json"
 LOG_FILE = "run.log.jsonl"
@@ -43,7 +45,7 @@ class RunStateError(ValueError):
 
 def utc_now() -> str:
     """Now as an ISO-8601 UTC timestamp with milliseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_stamp(precision="milliseconds")
 
 
 def parse_time(stamp: Optional[str]) -> Optional[datetime]:
@@ -61,8 +63,7 @@ def seconds_between(start: Optional[str], end: Optional[str]) -> Optional[float]
 
 def new_run_id(now: Optional[datetime] = None) -> str:
     """A sortable, collision-safe run id: ``20261121T170102Z-3f2a``."""
-    now = now or datetime.now(timezone.utc)
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
+    return f"{compact_stamp(now)}-{secrets.token_hex(2)}"
 
 
 def validate_run_id(run_id: str) -> str:
@@ -132,17 +133,8 @@ def read_state(paths: RunPaths) -> Optional[dict[str, Any]]:
 
 
 def _write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """State and summary files: fsutil's atomic writer (file and directory fsync'd), readable 0644."""
+    write_json_atomic(path, payload, indent=2, newline=True, mode=0o644)
 
 
 @contextmanager

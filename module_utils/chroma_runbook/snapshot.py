@@ -17,12 +17,13 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
+from .clock import compact_stamp, utc_now, utc_stamp
 from .fsutil import HashingWriter, make_private_dir, publish_dir, remove_tree, temp_sibling, write_private_bytes
 from .manifest import FORMAT, FORMAT_VERSION, file_entry, looks_complete, write_manifest
 
@@ -192,8 +193,7 @@ def write_collection(collection: Any, root: Path, page_size: int) -> tuple[Colle
 
 def new_snapshot_id(now: Optional[datetime] = None) -> str:
     """``snap-YYYYmmddTHHMMSSZ-xxxxxx``."""
-    now = now or datetime.now(timezone.utc)
-    return f"snap-{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
+    return f"snap-{compact_stamp(now)}-{uuid.uuid4().hex[:6]}"
 
 
 def chromadb_version() -> str:
@@ -258,7 +258,7 @@ def take_snapshot(
     if check_destination(dest) == "complete":
         return _existing_result(dest)
     started = time.monotonic()
-    now = datetime.now(timezone.utc)
+    now = utc_now()
     snapshot_id = snapshot_id or new_snapshot_id(now)
     collections = select_collections(client, names)
     tmp = temp_sibling(dest)
@@ -274,7 +274,7 @@ def take_snapshot(
             "format_version": FORMAT_VERSION,
             "kind": "logical",
             "snapshot_id": snapshot_id,
-            "created_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "created_at": utc_stamp(now),
             "created_unix": now.timestamp(),
             "chromadb_version": chromadb_version(),
             "server": server_label,

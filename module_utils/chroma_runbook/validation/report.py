@@ -6,13 +6,12 @@ ships the engine to the managed host (Ansiballz carries .py files only).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from ..fsutil import make_private_dir
+from ..fsutil import make_private_dir, write_atomic
 
 MARKDOWN_TEMPLATE = """\
 # Migration validation report
@@ -117,16 +116,6 @@ def render_json(report: dict[str, Any]) -> str:
     return _environment().from_string(JSON_TEMPLATE).render(r=report)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def report_paths(report_dir: Path) -> tuple[str, str]:
     """Where the Markdown and JSON reports go."""
     return str(Path(report_dir) / "validation_report.md"), str(Path(report_dir) / "validation_report.json")
@@ -137,6 +126,6 @@ def write_reports(report_dir: Path, report: dict[str, Any]) -> tuple[str, str]:
     make_private_dir(Path(report_dir))
     md_path, json_path = (Path(p) for p in report_paths(report_dir))
     report = dict(report, report_md=str(md_path), report_json=str(json_path), reports_written=True)
-    _write_atomic(json_path, render_json(report))
-    _write_atomic(md_path, render_markdown(report))
+    write_atomic(json_path, render_json(report))
+    write_atomic(md_path, render_markdown(report))
     return str(md_path), str(json_path)

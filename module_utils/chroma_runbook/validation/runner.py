@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
+from ..clock import utc_stamp
 from ..transform import Transformer
 from . import registry
 from .context import CheckResult, Context
@@ -91,7 +91,7 @@ def run_validation(source_client: Any, target_client: Any, transformer: Transfor
     """Read both sides once, run the checks, write the reports (unless ``write`` is false:
     check mode); return the result dict."""
     started = time.monotonic()
-    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    started_at = utc_stamp()
     options.check()
     thresholds = merge_thresholds(options.thresholds)
     rejects = load_rejects(options.rejects_path) if options.rejects_path else None
