@@ -120,6 +120,7 @@ from ansible.module_utils.chroma_runbook.manifest import SnapshotError, load_man
 from ansible.module_utils.chroma_runbook.physical_snapshot import restore_physical
 from ansible.module_utils.chroma_runbook.restore import RestoreFailed, RestoreRefused, restore_snapshot
 from ansible.module_utils.chroma_runbook.snapshot import SnapshotRefused
+from ansible.module_utils.chroma_runbook.source import SourceRefused, require_current
 
 ARGUMENT_SPEC = {
     "path": {"type": "path", "required": True},
@@ -147,10 +148,12 @@ def run_module() -> None:
         else:
             if not params["target"]:
                 module.fail_json(msg=f"{path} is a logical snapshot: target is required")
-            client = connect(ConnectionSpec.from_dict(params["target"], "target"))
+            target = ConnectionSpec.from_dict(params["target"], "target")
+            require_current(target, "target of the restore")
+            client = connect(target)
             result = restore_snapshot(client, path, params["collections"], params["replace"],
                                       params["batch_size"], module.check_mode).as_dict()
-    except (SnapshotError, RestoreRefused, SnapshotRefused, ValueError) as exc:
+    except (SnapshotError, RestoreRefused, SnapshotRefused, SourceRefused, ValueError) as exc:
         module.fail_json(msg=f"restore refused, nothing written: {exc}")
     except RestoreFailed as exc:
         module.fail_json(msg=f"restore failed part-way: {exc}")

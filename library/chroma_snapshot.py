@@ -150,11 +150,12 @@ from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.connection import ConnectionSpec, connect, connection_option
+from ansible.module_utils.chroma_runbook.connection import ConnectionSpec, connection_option
 from ansible.module_utils.chroma_runbook.manifest import SnapshotError
 from ansible.module_utils.chroma_runbook.physical_snapshot import plan_physical_snapshot, take_physical_snapshot
 from ansible.module_utils.chroma_runbook.retention import prune
 from ansible.module_utils.chroma_runbook.snapshot import SnapshotRefused, plan_snapshot, take_snapshot
+from ansible.module_utils.chroma_runbook.source import SourceRefused, open_source
 
 ARGUMENT_SPEC = {
     "state": {"type": "str", "choices": ["present", "pruned"], "default": "present"},
@@ -177,7 +178,7 @@ def _logical(module: AnsibleModule) -> dict:
     if params["page_size"] < 1:
         module.fail_json(msg=f"page_size must be >= 1, got {params['page_size']}")
     spec = ConnectionSpec.from_dict(params["source"], "source")
-    client = connect(spec)
+    client = open_source(spec)
     dest = Path(params["path"])
     if module.check_mode:
         return plan_snapshot(client, dest, params["collections"]).as_dict()
@@ -209,7 +210,7 @@ def run_module() -> None:
             result = _logical(module)
         else:
             result = _physical(module)
-    except (SnapshotRefused, SnapshotError, ValueError) as exc:
+    except (SnapshotRefused, SnapshotError, SourceRefused, ValueError) as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # noqa: BLE001 - client/IO errors: report them, the temp dir is already gone
         module.fail_json(msg=f"snapshot to {params['path']} failed: {type(exc).__name__}: {exc}")

@@ -185,6 +185,7 @@ duration_seconds:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible.module_utils.chroma_runbook.connection import ConnectionSpec, connect, connection_option
+from ansible.module_utils.chroma_runbook.source import SourceRefused, open_source
 from ansible.module_utils.chroma_runbook.transform import Transformer
 from ansible.module_utils.chroma_runbook.validation.runner import ValidationOptions, run_validation
 
@@ -227,8 +228,10 @@ def run_module() -> None:
     except ValueError as exc:  # ConnectionError_, ProfileError, ThresholdError: the option is named
         module.fail_json(msg=str(exc))
     try:
-        report = run_validation(connect(source_spec), connect(target_spec), transformer, options,
+        report = run_validation(open_source(source_spec), connect(target_spec), transformer, options,
                                 write=not module.check_mode)
+    except SourceRefused as exc:  # unsupported version, old persist directory: said as it is
+        module.fail_json(msg=str(exc))
     except ValueError as exc:  # bad input file, missing source collection, moving data
         module.fail_json(msg=f"validation could not run: {exc}")
     except Exception as exc:  # noqa: BLE001 - client errors: name the servers

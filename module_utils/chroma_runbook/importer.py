@@ -104,7 +104,7 @@ def decide_actions(client: Any, plans: list[TargetPlan], state: dict[str, dict[s
 
 
 def _settings_problem(col: Any, plan: TargetPlan) -> Optional[str]:
-    from .exporter import distance_space
+    from .source import distance_space
 
     space = distance_space(dict(col.metadata or {}), col.configuration_json)
     if plan.space and space != plan.space:

@@ -25,6 +25,7 @@ from .niced import run_niced
 from .prefetch import prefetch
 from .run_lock import RunLock, check_not_held
 from .scan import RejectsWriter, ScanOptions, ScanResult, scan_sources
+from .source import SourceRefused, describe_source, open_source, require_current
 from .spool import Batch, BatchFeed, BatchRef, SpoolWriter, iter_batches, load_manifest, remove
 from .staging import StagingArea
 from .verify import verify_counts, verify_sample
@@ -119,6 +120,9 @@ class Migration:
 
     # --- entry point ----------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        # an unsupported or unsafe source (0.3, 0.6+, an old persist directory) is refused
+        # before anything is written: no lock, no log, no checkpoint
+        self.source_version = describe_source(self.opts.source_spec)
         if self.check_mode:
             check_not_held(self.opts.checkpoint_dir)
             return self._run_locked()
@@ -677,6 +681,7 @@ class Migration:
             "verification": verification,
             "throughput_chunks_per_s": round(imported_now / import_s, 1) if import_s else 0.0,
             "elapsed_s": round(elapsed, 3),
+            "source_version": getattr(self, "source_version", None),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "attempts": data.get("attempts", 0),
             "errors": data.get("errors", []),
@@ -687,8 +692,14 @@ class Migration:
 
 
 def _connect(spec: Any, side: str) -> Any:
+    """The source through the one source reader (any supported version); the target must be 1.x."""
     try:
+        if side == "source":
+            return open_source(spec)
+        require_current(spec, side)
         return connect(spec)
+    except SourceRefused:
+        raise
     except Exception as exc:  # noqa: BLE001 - the client raises ValueError, httpx errors...
         raise RuntimeError(f"cannot connect to the {side} {spec.describe()}: {exc}") from exc
 

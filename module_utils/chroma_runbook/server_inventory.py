@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Optional
 from urllib.parse import quote
 
-from .connection import ConnectionSpec, connect
+from .connection import ConnectionSpec
+from .source import HttpSource, configuration_of, open_source, peek_dimension, probe_version
 
 # Collections listed per request when reading a server over HTTP.
 LIST_PAGE = 100
@@ -38,6 +39,7 @@ class ServerInventory:
     server: str
     collections: list[CollectionInfo]
     heartbeat_ns: Optional[int] = None
+    version: dict[str, Any] = field(default_factory=dict)   # what the server said (source.ServerVersion)
 
     @property
     def total(self) -> int:
@@ -53,6 +55,7 @@ class ServerInventory:
     def as_dict(self) -> dict[str, Any]:
         return {
             "server": self.server,
+            "server_version": self.version,
             "heartbeat_ns": self.heartbeat_ns,
             "total": self.total,
             "vector_bytes": self.vector_bytes(),
@@ -62,27 +65,12 @@ class ServerInventory:
         }
 
 
-def _dimension(collection: Any) -> Optional[int]:
-    """Length of the first record's embedding (None for an empty collection)."""
-    peek = collection.get(limit=1, include=["embeddings"])
-    embeddings = peek.get("embeddings")
-    if embeddings is None or len(embeddings) == 0 or embeddings[0] is None:
-        return None
-    return int(len(embeddings[0]))
-
-
-def _configuration(collection: Any) -> Optional[dict[str, Any]]:
-    """``configuration_json`` made plain JSON (it may hold non-dict values)."""
-    raw = getattr(collection, "configuration_json", None)
-    return dict(raw) if isinstance(raw, Mapping) else None
-
-
 class RestReader:
-    """Chroma's v2 REST API, read-only, with plain urllib.
+    """Chroma 1.x's v2 REST API, read-only, with plain urllib.
 
     Importing chromadb costs seconds; an inventory needs four GET routes, so
-    servers given by URL are read this way (embedded ``path`` servers go
-    through the chromadb client).
+    1.x servers given by URL are read this way (0.4/0.5 servers and embedded
+    ``path`` directories go through source.open_source).
     """
 
     def __init__(self, spec: ConnectionSpec) -> None:
@@ -130,8 +118,11 @@ def _read_rest(spec: ConnectionSpec, wanted: Optional[set[str]], with_configurat
     return heartbeat, found
 
 
-def _read_client(spec: ConnectionSpec, wanted: Optional[set[str]], with_configuration: bool) -> tuple[int, dict[str, CollectionInfo]]:
-    client = connect(spec)
+def _read_client(spec: ConnectionSpec, wanted: Optional[set[str]], with_configuration: bool,
+                 client: Any = None) -> tuple[int, dict[str, CollectionInfo]]:
+    """Through the one source reader: an embedded directory (private copy, old ones refused)
+    or a 0.4/0.5 server over /api/v1."""
+    client = client if client is not None else open_source(spec, "server")
     heartbeat = int(client.heartbeat())
     found: dict[str, CollectionInfo] = {}
     for collection in client.list_collections():
@@ -142,8 +133,8 @@ def _read_client(spec: ConnectionSpec, wanted: Optional[set[str]], with_configur
             id=str(collection.id),
             count=int(collection.count()),
             metadata=dict(collection.metadata or {}),
-            configuration=_configuration(collection) if with_configuration else None,
-            dimension=_dimension(collection),
+            configuration=configuration_of(collection) if with_configuration else None,
+            dimension=peek_dimension(collection),
         )
     return heartbeat, found
 
@@ -161,14 +152,19 @@ def read_inventory(
     if not isinstance(spec, ConnectionSpec):
         spec = ConnectionSpec.from_dict(spec)
     wanted = None if names is None else set(names)
-    read = _read_rest if spec.url else _read_client
-    heartbeat, found = read(spec, wanted, with_configuration)
+    version = probe_version(spec) if spec.url else None
+    if version is not None and not version.legacy:
+        heartbeat, found = _read_rest(spec, wanted, with_configuration)
+    else:
+        client = HttpSource(spec, version) if version is not None else None
+        heartbeat, found = _read_client(spec, wanted, with_configuration, client)
     for missing in sorted((wanted or set()) - set(found)):
         found[missing] = CollectionInfo(name=missing, id="", count=-1)
     return ServerInventory(
         server=spec.describe(),
         collections=[found[n] for n in sorted(found)],
         heartbeat_ns=heartbeat,
+        version=version.as_dict() if version is not None else {"version": "1.x", "api": "embedded", "legacy": False},
     )
 
 

@@ -25,7 +25,9 @@ import numpy as np
 
 from .clock import compact_stamp, utc_now, utc_stamp
 from .fsutil import HashingWriter, make_private_dir, publish_dir, remove_tree, temp_sibling, write_private_bytes
+from . import source
 from .manifest import FORMAT, FORMAT_VERSION, file_entry, looks_complete, write_manifest
+from .source import iter_pages
 
 DEFAULT_PAGE_SIZE = 1000
 EMBEDDING_DTYPE = np.dtype("<f4")
@@ -83,42 +85,12 @@ class SnapshotResult:
         }
 
 
-def distance_space(collection: Any) -> str:
-    """The collection's distance space (``hnsw:space`` metadata overrides configuration)."""
-    metadata = collection.metadata or {}
-    if metadata.get("hnsw:space"):
-        return str(metadata["hnsw:space"])
-    config = collection.configuration_json or {}
-    hnsw = config.get("hnsw") or {}
-    spann = config.get("spann") or {}
-    return str(hnsw.get("space") or spann.get("space") or "l2")
-
-
 def select_collections(client: Any, names: Optional[Sequence[str]]) -> list[Any]:
-    """The server's collections (sorted by name), or those named; unknown names are an error."""
-    available = {c.name: c for c in client.list_collections()}
-    if not names:
-        return [available[n] for n in sorted(available)]
-    missing = [n for n in names if n not in available]
-    if missing:
-        raise SnapshotRefused(
-            f"collections {missing} do not exist on the server (it has: {sorted(available)})"
-        )
-    return [available[n] for n in names]
-
-
-def iter_raw_pages(collection: Any, page_size: int) -> Iterator[dict[str, Any]]:
-    """``get()`` pages in insertion order (stable while writes are frozen)."""
-    offset = 0
-    while True:
-        page = collection.get(limit=page_size, offset=offset, include=["embeddings", "documents", "metadatas"])
-        ids = page.get("ids") or []
-        if not ids:
-            return
-        yield page
-        offset += len(ids)
-        if len(ids) < page_size:
-            return
+    """The server's collections (sorted by name), or those named; unknown names are refused."""
+    try:
+        return source.select_collections(client, names, "server")
+    except ValueError as exc:
+        raise SnapshotRefused(str(exc)) from exc
 
 
 def page_embeddings(page: dict[str, Any], collection: str, offset: int) -> np.ndarray:
@@ -147,17 +119,13 @@ def write_collection(collection: Any, root: Path, page_size: int) -> tuple[Colle
     rel = f"collections/{name}"
     coll_dir = root / rel
     make_private_dir(coll_dir)
-    settings = {
-        "name": name,
-        "metadata": dict(collection.metadata or {}),
-        "configuration": collection.configuration_json,
-    }
+    settings = source.collection_settings(collection)
     files: dict[str, dict] = {}
     data = json.dumps(settings, indent=2, sort_keys=True).encode("utf-8")
     files[f"{rel}/collection.json"] = file_entry(*write_private_bytes(coll_dir / "collection.json", data))
     count, dimension = 0, None
     with HashingWriter(coll_dir / "records.jsonl") as records, HashingWriter(coll_dir / "embeddings.f32") as vectors:
-        for page in iter_raw_pages(collection, page_size):
+        for page in iter_pages(collection, page_size):
             matrix = page_embeddings(page, name, count)
             if dimension is None:
                 dimension = int(matrix.shape[1])
@@ -180,7 +148,7 @@ def write_collection(collection: Any, root: Path, page_size: int) -> tuple[Colle
         name=name,
         count=count,
         dimension=dimension,
-        space=distance_space(collection),
+        space=source.collection_space(collection),
         metadata=settings["metadata"],
         files={
             "collection": f"{rel}/collection.json",
@@ -224,10 +192,7 @@ def plan_snapshot(client: Any, dest: Path, names: Optional[Sequence[str]]) -> Sn
     counts = {c.name: int(c.count()) for c in collections}
     estimate = 0
     for coll in collections:
-        peek = coll.get(limit=1, include=["embeddings"])
-        emb = peek.get("embeddings")
-        dim = len(emb[0]) if emb is not None and len(emb) else 0
-        estimate += counts[coll.name] * dim * 4
+        estimate += counts[coll.name] * (source.peek_dimension(coll) or 0) * 4
     if existing:
         return SnapshotResult(str(dest), "", False, counts, sum(counts.values()), 0, 0.0,
                               f"{dest} already holds a complete snapshot; nothing would be written")

@@ -7,7 +7,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .exporter import SourceCollection
-from .paging import INCLUDE_ALL, page_to_records
+from .paging import page_to_records
+from .source import INCLUDE_ALL
 from .transform import Transformer
 from .values import differing_fields
 

@@ -13,7 +13,7 @@ from typing import Any, Optional
 from chroma_runbook.records import Record
 from chroma_runbook.record_checks import RecordValidator
 from chroma_runbook.restore import creation_configuration
-from chroma_runbook.snapshot import distance_space
+from chroma_runbook.source import collection_space
 from chroma_runbook.transform import Transformer
 from chroma_runbook.validation.sides import read_collection
 from tests.lab_vars import group_var
@@ -36,7 +36,7 @@ def migrate_copy(source: Any, target: Any, transformer: Transformer, rejects_pat
     rejects = []
     for coll in sorted(source.list_collections(), key=lambda c: c.name):
         data = read_collection(coll, 1000)
-        space = distance_space(coll)
+        space = collection_space(coll)
         for row, rid in enumerate(data.ids):
             rec = Record(rid, data.vectors[row], data.documents[row], data.metadatas[row], coll.name)
             out = transformer.transform(rec, source_space=space)

@@ -118,7 +118,7 @@ def test_bad_options_fail_naming_the_option(chroma_pair, tmp_path: Path) -> None
     assert rc != 0 and "schema.fields[0] (language).normalize[0]: unknown normalizer 'title'" in res["msg"]
     args = base_args(source.url, target.url, tmp_path / "ck", collections=["nope"])
     rc, res, _ = run_migrate(tmp_path, args, name="collections")
-    assert rc != 0 and "collections: ['nope'] not found on the source" in res["msg"]
+    assert rc != 0 and "collections ['nope'] do not exist on the source" in res["msg"]
     assert target.client().list_collections() == []
 
 

@@ -140,13 +140,13 @@ import sys, time
 sys.path.insert(0, {mu!r})
 from chroma_runbook.connection import connect
 from chroma_runbook import snapshot
-real = snapshot.iter_raw_pages
+real = snapshot.iter_pages
 def slow(collection, page_size):
     for page in real(collection, page_size):
         print("page", flush=True)
         time.sleep(0.3)
         yield page
-snapshot.iter_raw_pages = slow
+snapshot.iter_pages = slow
 snapshot.take_snapshot(connect({{"url": {url!r}}}), __import__("pathlib").Path({dest!r}), page_size=50)
 """
 
@@ -175,7 +175,7 @@ def test_failure_mid_snapshot_cleans_up(chroma_factory, tmp_path, monkeypatch):
 
     source = chroma_factory("source")
     populate(source.client())
-    real = snapshot.iter_raw_pages
+    real = snapshot.iter_pages
     calls = {"n": 0}
 
     def failing(collection, page_size):
@@ -185,7 +185,7 @@ def test_failure_mid_snapshot_cleans_up(chroma_factory, tmp_path, monkeypatch):
                 raise OSError("disk full (injected)")
             yield page
 
-    monkeypatch.setattr(snapshot, "iter_raw_pages", failing)
+    monkeypatch.setattr(snapshot, "iter_pages", failing)
     with pytest.raises(OSError, match="injected"):
         take_snapshot(source.client(), tmp_path / "s", page_size=100)
     assert not any(p.name.startswith(".s.tmp-") for p in tmp_path.iterdir())

@@ -7,7 +7,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from ..snapshot import distance_space, iter_raw_pages
+from ..source import INCLUDE_ALL, collection_space, iter_pages, select_collections
 
 
 @dataclass
@@ -37,7 +37,7 @@ class CollectionData:
 
 def read_collection(collection: Any, page_size: int) -> CollectionData:
     """All records of ``collection`` (embeddings as float32), page by page."""
-    return assemble(collection, list(iter_raw_pages(collection, page_size)))
+    return assemble(collection, list(iter_pages(collection, page_size)))
 
 
 def assemble(collection: Any, pages: list[dict[str, Any]]) -> CollectionData:
@@ -58,7 +58,7 @@ def assemble(collection: Any, pages: list[dict[str, Any]]) -> CollectionData:
     if len(dims) > 1:
         raise ValueError(f"collection {collection.name}: pages with different dimensions {sorted(dims)}")
     vectors = np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)
-    return CollectionData(collection.name, distance_space(collection), ids, vectors, docs, metas, collection)
+    return CollectionData(collection.name, collection_space(collection), ids, vectors, docs, metas, collection)
 
 
 class ParallelReader:
@@ -75,8 +75,7 @@ class ParallelReader:
         """Start fetching ``collection``; the returned callable waits and assembles it."""
         total = int(collection.count())
         futures = [
-            self.pool.submit(collection.get, limit=page_size, offset=offset,
-                             include=["embeddings", "documents", "metadatas"])
+            self.pool.submit(collection.get, limit=page_size, offset=offset, include=INCLUDE_ALL)
             for offset in range(0, total, page_size)
         ]
 
@@ -105,10 +104,9 @@ def _page_matrix(raw: Any, n: int, name: str, offset: int) -> np.ndarray:
 def start_side(reader: ParallelReader, client: Any, names: Sequence[str], page_size: int,
                must_exist: bool, side: str) -> dict[str, Callable[[], CollectionData]]:
     """Start reading the named collections of one server; absent ones are skipped unless ``must_exist``."""
+    if must_exist:
+        return {c.name: reader.submit(c, page_size) for c in select_collections(client, names, side)}
     available = {c.name: c for c in client.list_collections()}
-    missing = [n for n in names if n not in available]
-    if must_exist and missing:
-        raise ValueError(f"collections {missing} do not exist on the {side} (it has: {sorted(available)})")
     return {n: reader.submit(available[n], page_size) for n in names if n in available}
 
 
