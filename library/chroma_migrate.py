@@ -163,6 +163,23 @@ options:
         into the existing collection). Changing it between attempts of one O(run_id) is refused.
     type: bool
     default: true
+  precopy:
+    description:
+      - "V(true): the B(pre-copy), run while the apps still write to the source (no freeze). The
+        live source is read, transformed and validated, and its valid records are copied into the
+        run's staging collections; for every record staged a fingerprint of its content (id,
+        document, metadata, embedding bytes) is kept in C(<checkpoint_dir>/<run_id>.fingerprints.sqlite).
+        Nothing is gated, promoted or verified, and no rejects file is written: the source is still
+        changing. A repeated pre-copy sends only what changed since the last one."
+      - "The next invocation of the same O(run_id) with V(false) (under the freeze) is the B(delta):
+        it reads the whole frozen source again, adds new ids to staging, deletes and re-adds
+        changed records (an upsert would keep metadata keys the source dropped), deletes ids the
+        source no longer has, then runs the gate, the promotion and the verification (counts, the
+        sample and every record the delta sent) as a plain run. Rejected records go to
+        O(rejects_path) from the frozen source. A delta killed at any point and run again ends
+        exactly the same. Needs the staged import (O(staging=true), O(existing) fail or replace)."
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -265,6 +282,15 @@ phases:
     verify:
       description: C(duration_s), C(sampled), C(passed).
       type: dict
+    precopy:
+      description: "The pre-copy (O(precopy=true)): C(read), C(added), C(replaced), C(unchanged), C(batches),
+        C(duration_s); C(skipped) when the delta had already begun."
+      type: dict
+    delta:
+      description: "The delta under the freeze after a pre-copy: C(read), C(added) (new ids), C(replaced) (changed
+        or pending records deleted and added again), C(deleted) (ids gone from the source), C(unchanged),
+        C(batches), C(duration_s); C(reused) on a resume after it was applied."
+      type: dict
   sample: {"import": {"records": 8700, "batches": 12, "duration_s": 14.2, "chunks_per_s": 612.7}}
 total:
   description: Records read from the source.
@@ -286,6 +312,10 @@ imported:
   description: Records the target acknowledged over all attempts of this run.
   returned: always
   type: int
+precopy:
+  description: With O(precopy=true), what the pre-copy did (as RV(phases.precopy)); in check mode C(would_read).
+  returned: when O(precopy=true)
+  type: dict
 rejects_by_issue:
   description: Issue type to number of records (a record may have several issues).
   returned: always
@@ -403,6 +433,7 @@ ARGUMENT_SPEC = {
     "verify_sample": {"type": "int", "default": 100},
     "writers": {"type": "int", "default": 1},
     "staging": {"type": "bool", "default": True},
+    "precopy": {"type": "bool", "default": False},
 }
 
 

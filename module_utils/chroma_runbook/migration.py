@@ -22,6 +22,7 @@ from .importer import TargetAction, TargetPlan, create_collection, decide_action
 from .jsonlog import RunLog
 from .migration_options import MigrationOptions
 from .niced import run_niced
+from .precopy import FingerprintStore, StagingSync, SyncOptions, drop_unplanned, fingerprint_path, remove_store
 from .prefetch import prefetch
 from .run_lock import RunLock, check_not_held
 from .scan import RejectsWriter, ScanOptions, ScanResult, scan_sources
@@ -117,6 +118,7 @@ class Migration:
         self.changed = False
         self.state: Optional[RunState] = None
         self._import_errors: list[BaseException] = []
+        self._store: Optional[FingerprintStore] = None  # pre-copy/delta: what the staging collections hold
 
     # --- entry point ----------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -160,6 +162,10 @@ class Migration:
         tgt_client = _connect(opts.target_spec, "target")
         sources = select_collections(src_client, opts.collections)
         counts = {s.name: s.count for s in sources}
+        if opts.precopy:  # the source is live: its counts move, and prove nothing yet
+            if state.data.get("phase") == "completed":
+                return self._already_completed(src_client, tgt_client, sources)
+            return self._precopy(src_client, tgt_client, sources, counts)
         if previous is not None and previous.get("source_counts") and previous["source_counts"] != counts:
             raise MigrationError(
                 f"the source changed since run {opts.run_id} started (collection counts were "
@@ -174,7 +180,9 @@ class Migration:
             self._gate(scan)
             plans = self._plans(scan, sources)
             return self._dry_run_result(scan, plans, decide_actions(tgt_client, plans, state.data["targets"], opts.existing))
-        if opts.import_mode == "staged":
+        if opts.import_mode == "staged" and state.data.get("precopy"):
+            scan, plans = self._delta(src_client, tgt_client, sources)
+        elif opts.import_mode == "staged":
             scan, plans = self._staged(src_client, tgt_client, sources, previous)
         else:
             scan, plans = self._direct(src_client, tgt_client, sources, previous)
@@ -186,6 +194,7 @@ class Migration:
         state.save(phase="completed", completed_at=now_iso())
         if not opts.keep_spool:
             remove(opts.spool_dir)
+            self._remove_store()
         result = self._result(verification=verification)
         state.save(result=result)
         self.log.event("completed", elapsed_s=result["elapsed_s"], imported=result["imported"])
@@ -225,6 +234,7 @@ class Migration:
                 f"Use resume=false (and existing=replace) to migrate again.", self._result(failed=True))
         if not self.check_mode:  # a crash between "completed" and removing the spool left it behind
             remove(self.opts.spool_dir)
+            self._remove_store()
         result = dict(state.data.get("result") or {})
         result.update(changed=False, already_completed=True, dry_run=self.check_mode,
                       current_counts={n: c["count"] for n, c in counts.items()})
@@ -301,11 +311,110 @@ class Migration:
         self._promote(tgt_client, plans, actions, staging)
         return scan, plans
 
+    # --- pre-copy while live, delta under the freeze (precopy.py) ---------------------
+    def _precopy(self, src_client: Any, tgt_client: Any, sources: list[SourceCollection],
+                 counts: dict[str, int]) -> dict[str, Any]:
+        """Copy the live source into the staging collections; no gate, no promotion (the delta does those)."""
+        state = self.state
+        assert state is not None
+        if state.data.get("delta") or state.data.get("phase") in ("promote", "verify"):
+            self.log.event("precopy_skipped", reason="the delta pass under the freeze has begun")
+            return dict(self._result(), changed=False, precopy={"skipped": True, "phase": state.data.get("phase")})
+        if self.check_mode:
+            self._check_names_early(tgt_client, sources)
+            return dict(self._result(), changed=sum(counts.values()) > 0,
+                        precopy={"would_read": sum(counts.values()), "source_counts": counts})
+        self._check_names_early(tgt_client, sources)
+        started = now_iso()
+        state.save(phase="precopy", precopy={"started_at": started, "source_counts": counts})
+        self.log.event("phase", phase="precopy", collections=[s.describe() for s in sources])
+        t0 = time.perf_counter()
+        scan, sync = self._sync(src_client, tgt_client, sources, live=True)
+        stats = dict(sync.stats.to_dict(), read=scan.total, duration_s=round(time.perf_counter() - t0, 3))
+        self.changed = self.changed or stats["added"] + stats["replaced"] > 0
+        self.phases["precopy"] = stats
+        state.save(phase="precopied", precopy=dict(stats, started_at=started, completed_at=now_iso(),
+                                                   source_counts=counts))
+        self.log.event("precopied", **stats)
+        return dict(self._result(), precopy=stats)
+
+    def _delta(self, src_client: Any, tgt_client: Any,
+               sources: list[SourceCollection]) -> tuple[ScanResult, list[TargetPlan]]:
+        """Under the freeze: send staging exactly what changed since the pre-copy, then gate and promote."""
+        state = self.state
+        assert state is not None
+        self._check_names_early(tgt_client, sources)
+        delta = dict(state.data.get("delta") or {})
+        if delta.get("applied") and state.data.get("scan"):  # resumed after the delta: staging is exact
+            scan = ScanResult.from_dict(state.data["scan"])
+            staging = self._staging_area(tgt_client, sources)
+            self.phases["delta"] = dict(delta, reused=True)
+        else:
+            state.save(phase="delta", delta={"started_at": now_iso()})
+            self.log.event("phase", phase="delta", collections=[s.describe() for s in sources])
+            t0 = time.perf_counter()
+            scan, sync = self._sync(src_client, tgt_client, sources, live=False)
+            staging = sync.staging
+            scan.sample = _merge_sample(scan.sample, sync.stats.changed_sample)
+            delta = dict(sync.stats.to_dict(), applied=True, read=scan.total,
+                         duration_s=round(time.perf_counter() - t0, 3))
+            self.phases["delta"] = delta
+            self._record_scan(scan)
+            with state.lock:
+                for name, info in scan.targets.items():
+                    state.target(name)["imported"] = info["expected"]
+                state.save(delta=delta, successful_chunks=scan.valid, processed_chunks=scan.total)
+            self.log.event("delta_applied", **{k: v for k, v in delta.items() if k != "applied"})
+        self._gate(scan, staging)
+        plans = self._plans(scan, sources, staging)
+        dropped = drop_unplanned(staging, self._fingerprints(), [p.name for p in plans])
+        if dropped:
+            self.log.event("staging_unplanned_dropped", staging=dropped)
+        try:
+            actions = decide_actions(tgt_client, plans, state.data["targets"], self.opts.existing)
+        except Exception as exc:  # TargetConflict: undo the staging
+            dropped = self._drop_staging(staging)
+            raise RuntimeError(f"{exc} Staging collections dropped: {', '.join(dropped) or 'none'}.") from exc
+        state.save(phase="import")
+        self._promote(tgt_client, plans, actions, staging)
+        return scan, plans
+
+    def _fingerprints(self) -> FingerprintStore:
+        if self._store is None:
+            self._store = FingerprintStore(fingerprint_path(self.opts.checkpoint_dir, str(self.opts.run_id)))
+        return self._store
+
+    def _sync(self, src_client: Any, tgt_client: Any, sources: list[SourceCollection],
+              live: bool) -> tuple[ScanResult, StagingSync]:
+        opts = self.opts
+        sync = StagingSync(src_client, sources, opts.transformer, self._staging_area(tgt_client, sources),
+                           self._fingerprints(),
+                           SyncOptions(opts.batch_size, opts.max_body_bytes, opts.page_size, opts.verify_sample,
+                                       opts.writers, opts.max_retries, opts.retry_delay),
+                           progress=self._scan_progress, log=self.log.event)
+        return sync.run(live, opts.rejects_path), sync
+
+    def _staging_area(self, tgt_client: Any, sources: list[SourceCollection]) -> StagingArea:
+        state = self.state
+        assert state is not None
+        by_name = {s.name: s for s in sources}
+        return StagingArea(tgt_client, str(self.opts.run_id), state.data["targets"],
+                           lambda target, source: self._target_settings(target, by_name[source]),
+                           state.save, self.log.event, state.lock)
+
+    def _remove_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        remove_store(fingerprint_path(self.opts.checkpoint_dir, str(self.opts.run_id)))
+
     def _drop_staging(self, staging: StagingArea) -> list[str]:
         """Drop the run's staging collections and forget the batches they held (a resume sends them again)."""
         state = self.state
         assert state is not None
         dropped = staging.drop_all()
+        if self._store is not None:  # what the staging held went with it
+            self._store.clear()
         state.save(last_batch_index=-1, acked_beyond=[], successful_chunks=0,
                    processed_chunks=int(state.data.get("failed_chunks", 0)))
         return dropped
@@ -365,15 +474,20 @@ class Migration:
             validate={"valid": scan.valid, "rejected": scan.rejected, "duration_s": scan.durations["validate"]},
         )
         self.phases["export"]["pass_duration_s"] = round(elapsed, 3)
+        self._record_scan(scan, spool_complete=spool is not None)
+        self.log.event("validated", total=scan.total, valid=scan.valid, rejected=scan.rejected,
+                       by_issue=scan.by_issue, duration_s=round(elapsed, 3))
+        return scan
+
+    def _record_scan(self, scan: ScanResult, spool_complete: bool = False) -> None:
+        state = self.state
+        assert state is not None
         with state.lock:
-            state.save(phase="validated", scan=scan.to_dict(), spool_complete=spool is not None,
+            state.save(phase="validated", scan=scan.to_dict(), spool_complete=spool_complete,
                        total_chunks=scan.total, valid_chunks=scan.valid, failed_chunks=scan.rejected,
                        processed_chunks=scan.rejected + int(state.data.get("successful_chunks", 0)),
                        rejects_by_issue=scan.by_issue,
                        total_batches=sum(t["batches"] for t in scan.targets.values()))
-        self.log.event("validated", total=scan.total, valid=scan.valid, rejected=scan.rejected,
-                       by_issue=scan.by_issue, duration_s=round(elapsed, 3))
-        return scan
 
     def _scan_progress(self, scan: ScanResult) -> None:
         if self._import_errors:  # the import running alongside stopped for good: stop reading too
@@ -706,6 +820,12 @@ def _connect(spec: Any, side: str) -> Any:
 
 def _hnsw_meta(source: SourceCollection) -> dict[str, Any]:
     return {k: v for k, v in source.metadata.items() if str(k).startswith("hnsw:")}
+
+
+def _merge_sample(sample: list[list[str]], extra: list[list[str]]) -> list[list[str]]:
+    """The verification sample plus every record the delta sent (each once)."""
+    seen = {tuple(s) for s in sample}
+    return sample + [e for e in extra if tuple(e) not in seen]
 
 
 def _add(items: list[str], name: str) -> list[str]:

@@ -44,6 +44,7 @@ class MigrationOptions:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     keep_spool: bool = False
     staging: bool = True
+    precopy: bool = False  # this invocation copies the live source into staging and stops (no gate, no promotion)
     # filled by validate()
     source_spec: Optional[ConnectionSpec] = field(default=None, repr=False)
     target_spec: Optional[ConnectionSpec] = field(default=None, repr=False)
@@ -68,6 +69,9 @@ class MigrationOptions:
             raise OptionError(f"retry_delay must be >= 0 seconds, got {self.retry_delay}")
         if self.existing not in EXISTING_MODES:
             raise OptionError(f"existing must be one of {EXISTING_MODES}, got {self.existing!r}")
+        if self.precopy and self.import_mode != "staged":
+            raise OptionError(f"precopy needs the staged import (staging=true and existing fail or replace); "
+                              f"got staging={self.staging}, existing={self.existing}")
         if self.collections is not None:
             if not isinstance(self.collections, list) or not all(isinstance(c, str) and c for c in self.collections):
                 raise OptionError("collections must be a list of source collection names")

@@ -10,12 +10,12 @@ import json
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional, Sequence, TextIO
+from typing import Any, Iterator, Optional, Sequence, TextIO
 
 from .exporter import SourceCollection, iter_source_records
 from .record_checks import RecordValidator
 from .records import Record
-from .spool import BatchPlanner, SpoolWriter, record_json_size
+from .spool import BatchPlanner, record_json_size
 from .transform import Transformer
 
 REJECTS_SAMPLE = 20
@@ -86,12 +86,17 @@ class ScanOptions:
     max_body_bytes: int
     page_size: int
     verify_sample: int
+    live: bool = False  # the source is being written to (pre-copy): counts may move, nothing is exact
 
 
 def scan_sources(client: Any, sources: Sequence[SourceCollection], transformer: Transformer,
-                 options: ScanOptions, spool: Optional[SpoolWriter], rejects: RejectsWriter,
-                 progress: Any = None) -> ScanResult:
-    """Read every source record once; transform, validate, spool or reject it."""
+                 options: ScanOptions, spool: Optional[Any], rejects: RejectsWriter,
+                 progress: Any = None,
+                 pages: Optional[Iterator[tuple[SourceCollection, list[Record]]]] = None) -> ScanResult:
+    """Read every source record once; transform, validate, spool or reject it.
+
+    ``spool`` is a SpoolWriter or anything with its ``add(record, cut)``; ``pages`` replaces the
+    frozen reader (the pre-copy reads a live source its own way)."""
     result = ScanResult()
     validator = RecordValidator(
         declared_dimensions={t: transformer.declared_dimension(t) for t in transformer.target_collections()},
@@ -104,7 +109,9 @@ def scan_sources(client: Any, sources: Sequence[SourceCollection], transformer: 
     timings = {"export": 0.0, "transform": 0.0, "validate": 0.0}
     index = 0
     waited = time.perf_counter()
-    for source, page in iter_source_records(client, sources, options.page_size):
+    if pages is None:
+        pages = iter_source_records(client, sources, options.page_size)
+    for source, page in pages:
         now = time.perf_counter()
         timings["export"] += now - waited
         counts = result.by_source.setdefault(source.name, {"read": 0, "valid": 0, "rejected": 0})
@@ -129,7 +136,7 @@ def scan_sources(client: Any, sources: Sequence[SourceCollection], transformer: 
         waited = time.perf_counter()
     changed = [f"{s.name} (count {s.count}, read {result.by_source.get(s.name, {}).get('read', 0)})"
                for s in sources if result.by_source.get(s.name, {}).get("read", 0) != s.count]
-    if changed:
+    if changed and not options.live:
         raise RuntimeError(f"source collection(s) changed while they were read: {', '.join(changed)}; "
                            f"writes to the source must be frozen during a migration")
     for target, planner in planners.items():
@@ -151,7 +158,7 @@ def _reject(result: ScanResult, by_issue: Counter[str], counts: dict[str, int], 
 
 
 def _accept(result: ScanResult, counts: dict[str, int], out: Record, source: SourceCollection,
-            planners: dict[str, BatchPlanner], options: ScanOptions, spool: Optional[SpoolWriter]) -> None:
+            planners: dict[str, BatchPlanner], options: ScanOptions, spool: Optional[Any]) -> None:
     result.valid += 1
     counts["valid"] += 1
     target = out.target_collection

@@ -117,6 +117,19 @@ class StagingArea:
         self.save()
         return dropped
 
+    def drop_one(self, target: str) -> Optional[str]:
+        """Drop ``target``'s staging collection (the frozen source no longer feeds it); its name or None."""
+        with self._lock:
+            self._collections.pop(target, None)
+            tstate = self.targets.pop(target, {})
+            name = staging_name(self.run_id, target)
+            found = find_collection(self.client, name)
+            if found is not None and (tstate.get("staging_id") in (None, str(found.id))):
+                self.client.delete_collection(name)
+            self.save()
+            self.log("staging_dropped", collection=target, staging=name)
+            return name if found is not None else None
+
     # --- after the gate and the last acknowledgement ------------------------------------
     def promote(self, plan: TargetPlan, action: TargetAction) -> str:
         """Give ``plan.name`` the staged records; returns what was done (created, replaced, ours).
