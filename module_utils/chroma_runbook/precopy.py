@@ -35,11 +35,12 @@ import orjson
 from .batch_writer import AckTracker, write_all
 from .exporter import SourceCollection
 from .importer import write_batch
-from .paging import INCLUDE_ALL, page_to_records
+from .paging import page_to_records
 from .prefetch import prefetch
 from .records import Record
 from .retry import call_with_retry
 from .scan import RejectsWriter, ScanOptions, ScanResult, scan_sources
+from .source import read_page
 from .spool import Batch, BatchPlanner, record_json_size
 from .staging import StagingArea
 from .transform import Transformer
@@ -262,7 +263,7 @@ def iter_live_records(client: Any, sources: Sequence[SourceCollection], page_siz
             offset = 0
             while True:
                 try:
-                    page = collection.get(limit=page_size, offset=offset, include=INCLUDE_ALL)
+                    page = read_page(collection, offset, page_size)
                 except Exception:  # noqa: BLE001 - deleted while read
                     break
                 records = page_to_records(page, source.name)
