@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv nginx lab-up lab-down lab-clean lab-status demo test test-unit test-integration test-pytest lint molecule bench clean
+.PHONY: help venv legacy-venvs nginx lab-up lab-down lab-clean lab-status demo test test-unit test-integration test-pytest lint molecule bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -19,6 +19,11 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 venv: $(VENV)/.installed ## create .venv with the pinned requirements
+
+# Chroma 0.4.24 and 0.5.23, each in its own pinned venv (lab/legacy.py PINS): the legacy
+# sources of the tests, the legacy_source scenario and `make lab-up LAB_SOURCE=0.4.24`.
+legacy-venvs: venv ## build (or reuse) the pinned Chroma 0.4.24 / 0.5.23 venvs under .cache/legacy/
+	@cd $(CURDIR) && $(BIN)/python -m lab.legacy venv
 
 nginx: ## install nginx with apt-get if it is missing
 	@command -v nginx >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
@@ -58,23 +63,23 @@ PYTEST = run_pytest() { $(BIN)/pytest "$$@"; rc=$$?; \
 test-unit: venv ## pytest unit tests (pure functions)
 	@$(PYTEST) -q tests/unit
 
-test-integration: venv nginx ## pytest integration tests (real chroma, nginx, supervisord, ansible-playbook)
+test-integration: venv nginx legacy-venvs ## pytest integration tests (real chroma, nginx, supervisord, ansible-playbook)
 	@$(PYTEST) -q tests/integration
 
-test-pytest: venv nginx ## every pytest test under tests/
+test-pytest: venv nginx legacy-venvs ## every pytest test under tests/
 	@$(PYTEST) -q tests
 
 lint: venv ## yamllint and ansible-lint --profile production over the whole repo
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
 
-molecule: venv nginx ## every molecule scenario, one after another, on the lab (default driver)
+molecule: venv nginx legacy-venvs ## every molecule scenario, one after another, on the lab (default driver)
 	$(BIN)/molecule test --all
 
 # `make test` runs every part even when one fails, prints each part's time, and
 # fails at the end naming the parts that failed.
 TEST_PARTS := lint test-pytest molecule
-test: venv nginx ## everything CI runs: lint, pytest (all of tests/), every molecule scenario
+test: venv nginx legacy-venvs ## everything CI runs: lint, pytest (all of tests/), every molecule scenario
 	@failed=""; for part in $(TEST_PARTS); do \
 	  s=$$SECONDS; echo "==> $$part"; \
 	  $(MAKE) --no-print-directory $$part || failed="$$failed $$part"; \

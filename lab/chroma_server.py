@@ -28,26 +28,30 @@ def free_port() -> int:
 class ChromaServer:
     """A `chroma run` child process bound to 127.0.0.1."""
 
-    def __init__(self, persist: Path, port: int, log: Path) -> None:
+    def __init__(self, persist: Path, port: int, log: Path, bin_dir: Path = VENV_BIN,
+                 heartbeat: str = "/api/v2/heartbeat") -> None:
         self.persist, self.port, self.log = persist, port, log
+        self.bin_dir, self.heartbeat = bin_dir, heartbeat
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> "ChromaServer":
-        chroma = str(VENV_BIN / "chroma")
+        chroma = str(self.bin_dir / "chroma")
+        env = dict(os.environ, ANONYMIZED_TELEMETRY="False")
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [chroma, "run", "--path", str(self.persist), "--host", "127.0.0.1", "--port", str(self.port)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=env,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"chroma on port {self.port} exited early: {self.log.read_text()[-2000:]}")
             try:
-                with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1):
+                with urllib.request.urlopen(f"{self.url}{self.heartbeat}", timeout=1):
                     return self
             except OSError:
                 time.sleep(0.2)

@@ -337,10 +337,22 @@ class LoadReport:
         return "; ".join(parts)
 
 
+def _create_options(spec: CollectionSpec) -> dict[str, Any]:
+    """How this client version is told the index settings: configuration (1.x), or
+    ``hnsw:*`` metadata (a 0.4/0.5 client, when the lab runs a legacy source)."""
+    import chromadb
+
+    if str(chromadb.__version__).startswith("0."):
+        legacy_keys = {"ef_construction": "hnsw:construction_ef", "ef_search": "hnsw:search_ef",
+                       "max_neighbors": "hnsw:M"}
+        hnsw = {legacy_keys.get(k, f"hnsw:{k}"): v for k, v in spec.hnsw.items()}
+        return {"metadata": {**spec.metadata(), "hnsw:space": spec.space, **hnsw}}
+    return {"configuration": spec.configuration(), "metadata": spec.metadata()}
+
+
 def _load_collection(client: Any, data: CollectionData, batch_size: int) -> None:
     spec = data.spec
-    collection = client.get_or_create_collection(
-        spec.name, configuration=spec.configuration(), metadata=spec.metadata(), embedding_function=None)
+    collection = client.get_or_create_collection(spec.name, embedding_function=None, **_create_options(spec))
     for start in range(0, len(data), batch_size):
         end = min(start + batch_size, len(data))
         try:

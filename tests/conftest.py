@@ -42,3 +42,31 @@ def chroma_factory(tmp_path: Path) -> Iterator[Callable[[str], ChromaServer]]:
 def chroma_pair(chroma_factory: Callable[[str], ChromaServer]) -> tuple[ChromaServer, ChromaServer]:
     """A source and a target server."""
     return chroma_factory("source"), chroma_factory("target")
+
+
+@pytest.fixture(scope="session")
+def legacy_venv() -> Callable[[str], Path]:
+    """Build (first time) or reuse the pinned venv of a legacy Chroma under .cache/legacy/."""
+    from lab import legacy
+
+    return legacy.ensure_venv
+
+
+@pytest.fixture
+def legacy_factory(tmp_path: Path, legacy_venv: Callable[[str], Path]) -> Iterator[Callable[[str, str], ChromaServer]]:
+    """Start Chroma 0.4.x/0.5.x servers from their own venvs (stopped by PID afterwards)."""
+    from lab import legacy
+
+    started: list[ChromaServer] = []
+
+    def make(version: str, name: str = "legacy") -> ChromaServer:
+        legacy_venv(version)
+        persist = tmp_path / f"{name}-data"
+        persist.mkdir(exist_ok=True)
+        server = legacy.server(version, persist, free_port(), tmp_path / f"{name}.log").start(timeout=120)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()

@@ -118,5 +118,5 @@ def _apply_timeout(client: Any, timeout: float) -> None:
 
         session = client._server._session  # noqa: SLF001 - no public knob exists
         session.timeout = httpx.Timeout(timeout)
-    except AttributeError:
+    except (AttributeError, ImportError):  # 0.4.x clients (the lab's legacy loader) use requests
         pass
