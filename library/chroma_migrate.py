@@ -180,6 +180,25 @@ options:
         exactly the same. Needs the staged import (O(staging=true), O(existing) fail or replace)."
     type: bool
     default: false
+  lock_dir:
+    description:
+      - "Directory of the per-target locks: the run takes C(<lock_dir>/migrate-<key>.lock), the key derived
+        from the target's URL (without credentials) or path, tenant and database, so two runs (two run_ids,
+        two checkpoint directories) never write one target at once; the second is refused naming the
+        first's PID and host. The runbook passes C(<runs_dir>/locks); C(chroma_run action=lock_status)
+        reads the same file. Without it the lock is C(<checkpoint_dir>/migrate.lock)."
+    type: path
+  check_scope:
+    description:
+      - "What check mode covers. V(full): the dry run of phases 1-3 described above. V(options): only what can
+        be known before reading the source (every option, the routing regexes, the schema profile, the run_id,
+        the lock and whether this run's checkpoint can be resumed with these options); nothing is read or
+        written, and only C(changed), C(dry_run), C(check_scope), C(run_id), C(phase), C(resumable),
+        C(lock_path) and C(import_mode) are returned. The runbook's preflight uses it before the freeze."
+      - Ignored outside check mode.
+    type: str
+    choices: [full, options]
+    default: full
 attributes:
   check_mode:
     support: full
@@ -434,6 +453,8 @@ ARGUMENT_SPEC = {
     "writers": {"type": "int", "default": 1},
     "staging": {"type": "bool", "default": True},
     "precopy": {"type": "bool", "default": False},
+    "lock_dir": {"type": "path"},
+    "check_scope": {"type": "str", "choices": ["full", "options"], "default": "full"},
 }
 
 

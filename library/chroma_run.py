@@ -19,6 +19,10 @@ description:
   - C(action=event) appends one line to the JSON-lines log (not reported as a change).
   - C(action=list) returns every run with its status (oldest first), e.g. to protect unfinished runs' snapshots.
   - C(action=summary) returns step timings, the write-freeze window and the figures against C(limits).
+  - C(action=lock_status) tries, without blocking, the migration lock of C(target) (C(<runs_dir>/locks/migrate-<key>.lock),
+    the file chroma_migrate takes with C(lock_dir=<runs_dir>/locks)) and, with C(run_id), the run's own
+    C(checkpoint/migrate.lock); it returns whether a live process holds one and who (C(pid), C(host), C(run_id)).
+    It creates nothing. The rollback refuses while a lock is held.
   - Check mode writes nothing and reports what would change.
 version_added: "1.0.0"
 author: chroma-runbook
@@ -27,7 +31,7 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [open, find, list, step_start, step_end, update, event, summary]
+    choices: [open, find, list, step_start, step_end, update, event, summary, lock_status]
   runs_dir:
     description: Directory holding one sub-directory per run.
     type: path
@@ -41,6 +45,12 @@ options:
     description: For C(open), reuse the latest reusable run when no C(run_id) is given.
     type: bool
     default: true
+  known_only:
+    description:
+      - For C(open) with a C(run_id), only open a run that exists; an unknown id fails before anything is created
+        (every playbook but migrate.yml, which is the one that starts named runs).
+    type: bool
+    default: false
   label:
     description: For C(open), a free text stored with a new run (e.g. the playbook).
     type: str
@@ -84,6 +94,11 @@ options:
       C(rollback_to_service_s)).
     type: dict
     default: {}
+  target:
+    description:
+      - For C(lock_status), the connection dict of the target whose migration lock is tried (C(url) or C(path),
+        C(tenant), C(database); the other keys are accepted and ignored).
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -157,6 +172,12 @@ runs:
   returned: when action is list
   type: list
   elements: dict
+lock:
+  description: For C(lock_status), C(held) (a live process holds the lock), C(holder) (C(pid), C(host), C(run_id),
+    C(since), C(cmdline)), C(path) (the lock file held, else the target's lock file) and C(checked) (every file tried).
+  returned: when action is lock_status
+  type: dict
+  sample: {"held": true, "holder": {"pid": 4242, "host": "ctl-1", "run_id": "r1"}, "path": "/runs/locks/migrate-3f2a.lock"}
 event:
   description: For C(event), the log line written.
   returned: when action is event
@@ -169,6 +190,8 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible.module_utils.chroma_runbook import run_state as rs
+from ansible.module_utils.chroma_runbook.connection import CONNECTION_ARG_SPEC, ConnectionError_, ConnectionSpec
+from ansible.module_utils.chroma_runbook.run_lock import LOCK_NAME, lock_status, target_lock_path
 from ansible.module_utils.chroma_runbook.run_summary import render_lines, summarize
 
 NEEDS_RUN_ID = ("step_start", "step_end", "update", "event", "summary")
@@ -180,6 +203,10 @@ REQUIRED_IF = [("action", action, ("run_id",)) for action in NEEDS_RUN_ID] + [
 
 def do_open(module: AnsibleModule, runs_dir: Path, write: bool) -> dict[str, Any]:
     p = module.params
+    if p["run_id"]:
+        rs.validate_run_id(p["run_id"])  # before anything is created (the same rule as chroma_migrate's)
+        if p["known_only"]:
+            rs.find_run(runs_dir, p["run_id"])  # an unknown run fails here, naming the known ones
     if write:
         runs_dir.mkdir(parents=True, exist_ok=True)
     opened = rs.open_run(runs_dir, p["run_id"] or None, p["reuse"], p["label"], write)
@@ -231,6 +258,25 @@ def do_update(module: AnsibleModule, paths: rs.RunPaths, write: bool) -> dict[st
     return dict(changed=changed, state=state)
 
 
+def do_lock_status(module: AnsibleModule, runs_dir: Path) -> dict[str, Any]:
+    """Is a migration still writing (into this target, or in this run)? Tried without blocking."""
+    p = module.params
+    paths = []
+    if p["target"]:
+        try:
+            spec = ConnectionSpec.from_dict(p["target"], "target")
+        except ConnectionError_ as exc:
+            module.fail_json(msg=str(exc))
+        paths.append(target_lock_path(str(runs_dir / "locks"), spec))
+    if p["run_id"]:
+        paths.append(str(rs.RunPaths(runs_dir, rs.validate_run_id(p["run_id"])).run_dir / "checkpoint" / LOCK_NAME))
+    if not paths:
+        module.fail_json(msg="action=lock_status needs target (the target's lock) or run_id (the run's lock)")
+    found = [lock_status(path) for path in paths]
+    held = next((status for status in found if status["held"]), found[0])
+    return dict(changed=False, lock=dict(held, checked=paths))
+
+
 def mutate_state_or_fail(module: AnsibleModule, paths: rs.RunPaths, change: Any, write: bool) -> Any:
     try:
         return rs.mutate_state(paths, change, write)
@@ -242,10 +288,12 @@ def run_module() -> None:
     module = AnsibleModule(
         argument_spec={
             "action": {"type": "str", "required": True,
-                       "choices": ["open", "find", "list", "step_start", "step_end", "update", "event", "summary"]},
+                       "choices": ["open", "find", "list", "step_start", "step_end", "update", "event", "summary",
+                                   "lock_status"]},
             "runs_dir": {"type": "path", "required": True},
             "run_id": {"type": "str"},
             "reuse": {"type": "bool", "default": True},
+            "known_only": {"type": "bool", "default": False},
             "label": {"type": "str", "default": ""},
             "step": {"type": "str"},
             "outcome": {"type": "str", "choices": ["ok", "failed", "skipped"], "default": "ok"},
@@ -258,6 +306,7 @@ def run_module() -> None:
             "fields": {"type": "dict", "default": {}},
             "limits": {"type": "dict", "default": {}},
             "summary_path": {"type": "path"},
+            "target": {"type": "dict", "options": CONNECTION_ARG_SPEC},
         },
         required_if=REQUIRED_IF,
         supports_check_mode=True,
@@ -269,6 +318,8 @@ def run_module() -> None:
     try:
         if action == "open":
             module.exit_json(**do_open(module, runs_dir, write))
+        if action == "lock_status":
+            module.exit_json(**do_lock_status(module, runs_dir))
         if action == "list":
             module.exit_json(changed=False, runs=rs.describe_runs(runs_dir))
         if action == "find":

@@ -5,9 +5,10 @@ plus optional ``tenant``, ``database``, ``headers``, ``ssl_verify``, ``timeout``
 """
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 DEFAULT_TENANT = "default_tenant"
 DEFAULT_DATABASE = "default_database"
@@ -29,6 +30,18 @@ def connection_option(required: bool = True) -> dict[str, Any]:
     ``chroma_connection`` doc fragment): exactly one of url and path."""
     return {"type": "dict", "required": required, "options": CONNECTION_ARG_SPEC,
             "mutually_exclusive": [["url", "path"]], "required_one_of": [["url", "path"]]}
+
+
+def mask_url(url: Any) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@`` (for logs, errors and checkpoints)."""
+    text = str(url)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return text
+    authority, slash, tail = rest.partition("/")
+    if "@" not in authority:
+        return text
+    return f"{scheme}://***@{authority.rsplit('@', 1)[1]}{slash}{tail}"
 
 
 class ConnectionError_(ValueError):
@@ -54,11 +67,12 @@ class ConnectionSpec:
             raise ConnectionError_(f"{name} must be a dict with 'url' or 'path', got {type(raw).__name__}")
         url, path = raw.get("url"), raw.get("path")
         if bool(url) == bool(path):
-            raise ConnectionError_(f"{name} needs exactly one of 'url' or 'path' (got url={url!r}, path={path!r})")
+            shown = mask_url(url) if url else url
+            raise ConnectionError_(f"{name} needs exactly one of 'url' or 'path' (got url={shown!r}, path={path!r})")
         if url:
             parsed = urlparse(str(url))
             if parsed.scheme not in ("http", "https") or not parsed.hostname:
-                raise ConnectionError_(f"{name}.url must look like http(s)://host:port, got {url!r}")
+                raise ConnectionError_(f"{name}.url must look like http(s)://host:port, got {mask_url(url)!r}")
         timeout = float(raw.get("timeout") or 60.0)
         if timeout <= 0:
             raise ConnectionError_(f"{name}.timeout must be > 0, got {timeout}")
@@ -72,9 +86,20 @@ class ConnectionSpec:
             timeout=timeout,
         )
 
+    def request_parts(self) -> tuple[str, dict[str, str]]:
+        """The URL without ``user:password@`` and the headers to send (Basic auth from the URL added)."""
+        parsed = urlparse(self.url or "")
+        headers = dict(self.headers)
+        if parsed.username is None:
+            return self.url or "", headers
+        token = base64.b64encode(f"{unquote(parsed.username)}:{unquote(parsed.password or '')}".encode()).decode()
+        headers.setdefault("Authorization", f"Basic {token}")
+        bare = parsed._replace(netloc=parsed.netloc.rsplit("@", 1)[1]).geturl()
+        return bare, headers
+
     def describe(self) -> str:
-        """A short, secret-free label for logs and errors."""
-        where = self.url or f"path:{self.path}"
+        """A short, secret-free label for logs, errors and checkpoints (no headers, no password)."""
+        where = mask_url(self.url) if self.url else f"path:{self.path}"
         if (self.tenant, self.database) != (DEFAULT_TENANT, DEFAULT_DATABASE):
             where += f" ({self.tenant}/{self.database})"
         return where
@@ -94,7 +119,8 @@ def connect(spec: ConnectionSpec | Mapping[str, Any]) -> Any:
             tenant=spec.tenant,
             database=spec.database,
         )
-    parsed = urlparse(spec.url or "")
+    bare_url, headers = spec.request_parts()
+    parsed = urlparse(bare_url)
     ssl = parsed.scheme == "https"
     port = parsed.port or (443 if ssl else 80)
     settings = Settings(anonymized_telemetry=False, chroma_server_ssl_verify=spec.ssl_verify)
@@ -102,7 +128,7 @@ def connect(spec: ConnectionSpec | Mapping[str, Any]) -> Any:
         host=parsed.hostname or "localhost",
         port=port,
         ssl=ssl,
-        headers=dict(spec.headers) or None,
+        headers=headers or None,
         settings=settings,
         tenant=spec.tenant,
         database=spec.database,

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO, Optional, Union
+from typing import Any, BinaryIO, Optional, TextIO, Union
 
 CHUNK = 1 << 20
 FILE_MODE = 0o600
@@ -76,6 +76,21 @@ def make_private_dir(path: Path) -> None:
     for directory in reversed(missing):
         os.mkdir(directory, DIR_MODE)
         os.chmod(directory, DIR_MODE)
+
+
+def open_private(path: Path | str, mode: str = "a") -> TextIO:
+    """Open a text file for writing (``"a"`` or ``"w"``), created 0600 whatever the umask.
+
+    An existing file is made 0600 too: run logs and rejects hold user data.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "a" else os.O_TRUNC)
+    fd = os.open(str(path), flags, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        return os.fdopen(fd, mode, encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def temp_sibling(final: Path, tag: str = "tmp") -> Path:

@@ -7,6 +7,7 @@ import threading
 from typing import Any, Optional
 
 from .clock import utc_stamp
+from .fsutil import open_private
 
 
 class RunLog:
@@ -19,7 +20,7 @@ class RunLog:
         self._fh = None
         if path:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self._fh = open(path, "a", encoding="utf-8")
+            self._fh = open_private(path, "a")
 
     def event(self, event: str, level: str = "info", **fields: Any) -> None:
         if self._fh is None:

@@ -126,9 +126,11 @@ class Migration:
         # before anything is written: no lock, no log, no checkpoint
         self.source_version = describe_source(self.opts.source_spec)
         if self.check_mode:
-            check_not_held(self.opts.checkpoint_dir)
+            check_not_held(self.opts.checkpoint_dir, self.opts.lock_path)
+            if self.opts.check_scope == "options":
+                return self._options_checked()
             return self._run_locked()
-        lock = RunLock(self.opts.checkpoint_dir, str(self.opts.run_id)).acquire()
+        lock = RunLock(self.opts.checkpoint_dir, str(self.opts.run_id), self.opts.lock_path).acquire()
         try:
             self.log = RunLog(self.opts.log_path, str(self.opts.run_id))
             return self._run_locked()
@@ -199,6 +201,15 @@ class Migration:
         state.save(result=result)
         self.log.event("completed", elapsed_s=result["elapsed_s"], imported=result["imported"])
         return result
+
+    def _options_checked(self) -> dict[str, Any]:
+        """The preflight's dry run: options, run id, lock and checkpoint were accepted; nothing read or written."""
+        previous = load(self.ckpt_path) if self.opts.resume else None
+        if previous is not None:
+            self._check_resumable(previous)
+        return {"changed": False, "dry_run": True, "check_scope": "options", "run_id": self.opts.run_id,
+                "phase": (previous or {}).get("phase", "none"), "resumable": previous is not None,
+                "lock_path": self.opts.lock_path, "import_mode": self.opts.import_mode}
 
     # --- resume rules -------------------------------------------------------------
     def _check_resumable(self, previous: dict[str, Any]) -> None:

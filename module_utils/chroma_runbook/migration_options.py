@@ -4,17 +4,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .connection import ConnectionSpec
 from .importer import EXISTING_MODES
+from .run_lock import LOCK_NAME, target_lock_path
+from .run_state import run_id_problem
 from .transform import Transformer
 
 MAX_BATCH_SIZE = 5461
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # Chroma's default HTTP body limit is 40 MiB
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# What a dry run (check mode) covers: phases 1-3 for real, or only what is known before reading (options).
+CHECK_SCOPES = ("full", "options")
 
 
 class OptionError(ValueError):
@@ -45,6 +47,8 @@ class MigrationOptions:
     keep_spool: bool = False
     staging: bool = True
     precopy: bool = False  # this invocation copies the live source into staging and stops (no gate, no promotion)
+    lock_dir: Optional[str] = None
+    check_scope: str = "full"
     # filled by validate()
     source_spec: Optional[ConnectionSpec] = field(default=None, repr=False)
     target_spec: Optional[ConnectionSpec] = field(default=None, repr=False)
@@ -67,6 +71,8 @@ class MigrationOptions:
             raise OptionError(f"min_valid_ratio must be between 0 and 1, got {self.min_valid_ratio}")
         if float(self.retry_delay) < 0:
             raise OptionError(f"retry_delay must be >= 0 seconds, got {self.retry_delay}")
+        if self.check_scope not in CHECK_SCOPES:
+            raise OptionError(f"check_scope must be one of {CHECK_SCOPES}, got {self.check_scope!r}")
         if self.existing not in EXISTING_MODES:
             raise OptionError(f"existing must be one of {EXISTING_MODES}, got {self.existing!r}")
         if self.precopy and self.import_mode != "staged":
@@ -82,8 +88,9 @@ class MigrationOptions:
         self.fingerprint = self._fingerprint()
         if self.run_id is None:
             self.run_id = f"migrate-{self.fingerprint[:12]}"
-        if not RUN_ID.match(self.run_id):
-            raise OptionError(f"run_id must be 1-128 characters of [A-Za-z0-9._-], got {self.run_id!r}")
+        problem = run_id_problem(self.run_id)
+        if problem:
+            raise OptionError(problem)
         self.rejects_path = self.rejects_path or os.path.join(self.checkpoint_dir, f"{self.run_id}.rejects.jsonl")
         self.log_path = self.log_path or os.path.join(self.checkpoint_dir, f"{self.run_id}.log.jsonl")
         return self
@@ -117,6 +124,15 @@ class MigrationOptions:
         ``direct``: validate everything, then write into the target's collections (existing=merge,
         or staging=false)."""
         return "staged" if self.staging and self.existing != "merge" else "direct"
+
+    @property
+    def lock_path(self) -> str:
+        """One lock per target under ``lock_dir`` (two runs never write one target at once), else
+        ``<checkpoint_dir>/migrate.lock``."""
+        if not self.lock_dir:
+            return os.path.join(self.checkpoint_dir, LOCK_NAME)
+        assert self.target_spec is not None
+        return target_lock_path(os.path.abspath(os.path.expanduser(self.lock_dir)), self.target_spec)
 
     @property
     def spool_dir(self) -> str:

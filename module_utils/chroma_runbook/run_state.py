@@ -15,6 +15,7 @@ import copy
 import fcntl
 import json
 import os
+import re
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 from .clock import compact_stamp, utc_stamp
-from .fsutil import write_json_atomic
+from .fsutil import DIR_MODE, FILE_MODE, open_private, write_json_atomic
 
 STATE_FILE = "state.json"
 LOG_FILE = "run.log.jsonl"
@@ -37,6 +38,9 @@ STATE_VERSION = 1
 REUSABLE_STATUSES = frozenset({"running", "stopped", "complete"})
 STATUSES = frozenset({"running", "stopped", "complete", "failed", "rolled_back", "rollback_failed"})
 OUTCOMES = frozenset({"running", "ok", "failed", "skipped"})
+# The one rule for run ids (a directory name, a file-name part, safe in a shell): chroma_run and
+# chroma_migrate both apply it, so a run directory never exists for an id the migration refuses.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class RunStateError(ValueError):
@@ -66,9 +70,19 @@ def new_run_id(now: Optional[datetime] = None) -> str:
     return f"{compact_stamp(now)}-{secrets.token_hex(2)}"
 
 
+def run_id_problem(run_id: Any) -> Optional[str]:
+    """Why ``run_id`` is refused (None when it is fine)."""
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
+        return f"run_id must be 1-128 characters of [A-Za-z0-9._-] starting with a letter or digit, got {run_id!r}"
+    if run_id == LATEST:
+        return f"run_id {run_id!r} is reserved (the link to the newest run)"
+    return None
+
+
 def validate_run_id(run_id: str) -> str:
-    if not run_id or "/" in run_id or run_id in (".", "..", LATEST) or run_id.startswith("."):
-        raise RunStateError(f"run_id {run_id!r} is not a valid directory name")
+    problem = run_id_problem(run_id)
+    if problem:
+        raise RunStateError(problem)
     return run_id
 
 
@@ -133,8 +147,9 @@ def read_state(paths: RunPaths) -> Optional[dict[str, Any]]:
 
 
 def _write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    """State and summary files: fsutil's atomic writer (file and directory fsync'd), readable 0644."""
-    write_json_atomic(path, payload, indent=2, newline=True, mode=0o644)
+    """State and summary files: fsutil's atomic writer (file and directory fsync'd), private 0600
+    (they name collections, paths and reasons)."""
+    write_json_atomic(path, payload, indent=2, newline=True, mode=FILE_MODE)
 
 
 @contextmanager
@@ -181,7 +196,7 @@ def append_event(paths: RunPaths, event: str, write: bool = True, **fields: Any)
     """Append one JSON line to the run's log (the log is not state: no change reported)."""
     line = {"ts": utc_now(), "run_id": paths.run_id, "event": event, **fields}
     if write and paths.run_dir.is_dir():
-        with open(paths.log_file, "a", encoding="utf-8") as handle:
+        with open_private(paths.log_file, "a") as handle:
             handle.write(json.dumps(line, sort_keys=True, default=str) + "\n")
     return line
 
@@ -278,7 +293,10 @@ def open_run(
         for sub in ("",) + SUBDIRS:
             target = paths.run_dir / sub if sub else paths.run_dir
             if not target.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
+                target.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+                changed = True
+            if target.stat().st_mode & 0o777 != DIR_MODE:
+                os.chmod(target, DIR_MODE)  # a run holds user data (rejects, snapshot): owner only
                 changed = True
         if state is None:
             state = empty_state(chosen, label)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator, Optional, Sequence, TextIO
 
 from .exporter import SourceCollection, iter_source_records
+from .fsutil import open_private
 from .record_checks import RecordValidator
 from .records import Record
 from .spool import BatchPlanner, record_json_size
@@ -55,7 +56,7 @@ class RejectsWriter:
 
     def __init__(self, path: Optional[str]) -> None:
         self.path = path
-        self._fh: Optional[TextIO] = open(path, "w", encoding="utf-8") if path else None
+        self._fh: Optional[TextIO] = open_private(path, "w") if path else None  # whole records: 0600
 
     def write(self, original: Record, transformed: Record) -> None:
         if self._fh is None:

@@ -75,12 +75,13 @@ class RestReader:
 
     def __init__(self, spec: ConnectionSpec) -> None:
         self.spec = spec
-        self.base = f"{spec.url}/api/v2"
+        bare_url, self.headers = spec.request_parts()
+        self.base = f"{bare_url}/api/v2"
         self.db = f"{self.base}/tenants/{quote(spec.tenant, safe='')}/databases/{quote(spec.database, safe='')}"
         self.context = None if spec.ssl_verify else ssl._create_unverified_context()  # noqa: SLF001 - operator asked
 
     def get(self, url: str) -> Any:
-        request = urllib.request.Request(url, headers={"Accept": "application/json", **dict(self.spec.headers)})
+        request = urllib.request.Request(url, headers={"Accept": "application/json", **self.headers})
         with urllib.request.urlopen(request, timeout=self.spec.timeout, context=self.context) as resp:  # noqa: S310
             return json.loads(resp.read().decode("utf-8"))
 
