@@ -26,6 +26,8 @@ description:
   - Check mode writes nothing and reports what would change.
 version_added: "1.0.0"
 author: chroma-runbook
+extends_documentation_fragment:
+  - chroma_connection.target
 options:
   action:
     description: What to do.
@@ -96,9 +98,10 @@ options:
     default: {}
   target:
     description:
-      - For C(lock_status), the connection dict of the target whose migration lock is tried (C(url) or C(path),
-        C(tenant), C(database); the other keys are accepted and ignored).
+      - For C(lock_status), the connection dict of the target whose migration lock is tried (its C(url) without
+        credentials, or C(path), with C(tenant) and C(database), make the lock's key; nothing is sent to it).
     type: dict
+    required: false
 attributes:
   check_mode:
     support: full
@@ -190,7 +193,7 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible.module_utils.chroma_runbook import run_state as rs
-from ansible.module_utils.chroma_runbook.connection import CONNECTION_ARG_SPEC, ConnectionError_, ConnectionSpec
+from ansible.module_utils.chroma_runbook.connection import ConnectionError_, ConnectionSpec, connection_option
 from ansible.module_utils.chroma_runbook.run_lock import LOCK_NAME, lock_status, target_lock_path
 from ansible.module_utils.chroma_runbook.run_summary import render_lines, summarize
 
@@ -306,7 +309,7 @@ def run_module() -> None:
             "fields": {"type": "dict", "default": {}},
             "limits": {"type": "dict", "default": {}},
             "summary_path": {"type": "path"},
-            "target": {"type": "dict", "options": CONNECTION_ARG_SPEC},
+            "target": connection_option(required=False),
         },
         required_if=REQUIRED_IF,
         supports_check_mode=True,

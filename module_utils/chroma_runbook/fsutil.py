@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO, Optional, TextIO, Union
+from typing import Any, BinaryIO, Optional, Union
 
 CHUNK = 1 << 20
 FILE_MODE = 0o600
@@ -78,16 +78,16 @@ def make_private_dir(path: Path) -> None:
         os.chmod(directory, DIR_MODE)
 
 
-def open_private(path: Path | str, mode: str = "a") -> TextIO:
-    """Open a text file for writing (``"a"`` or ``"w"``), created 0600 whatever the umask.
+def open_private(path: Path | str, mode: str = "a") -> Any:
+    """Open a file for writing (``"a"``, ``"w"``, ``"ab"`` or ``"wb"``), created 0600 whatever the umask.
 
-    An existing file is made 0600 too: run logs and rejects hold user data.
+    An existing file is made 0600 too: run logs, rejects and the spool hold user data.
     """
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "a" else os.O_TRUNC)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
     fd = os.open(str(path), flags, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)
-        return os.fdopen(fd, mode, encoding="utf-8")
+        return os.fdopen(fd, mode) if "b" in mode else os.fdopen(fd, mode, encoding="utf-8")
     except BaseException:
         os.close(fd)
         raise

@@ -12,12 +12,14 @@ import resource
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from .batch_writer import AckTracker, write_all
 from .checkpoint import CHECKPOINT_VERSION, checkpoint_path, load, now_iso, write_atomic
 from .connection import connect
 from .exporter import SourceCollection, select_collections
+from .fsutil import make_private_dir
 from .importer import TargetAction, TargetPlan, create_collection, decide_actions, find_collection, write_batch
 from .jsonlog import RunLog
 from .migration_options import MigrationOptions
@@ -130,6 +132,7 @@ class Migration:
             if self.opts.check_scope == "options":
                 return self._options_checked()
             return self._run_locked()
+        make_private_dir(Path(self.opts.checkpoint_dir))  # the lock may live elsewhere (lock_dir)
         lock = RunLock(self.opts.checkpoint_dir, str(self.opts.run_id), self.opts.lock_path).acquire()
         try:
             self.log = RunLog(self.opts.log_path, str(self.opts.run_id))

@@ -154,7 +154,7 @@ def _write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
 
 @contextmanager
 def _locked(paths: RunPaths) -> Iterator[None]:
-    with open(paths.run_dir / "state.lock", "a", encoding="utf-8") as lock:
+    with open_private(paths.run_dir / "state.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

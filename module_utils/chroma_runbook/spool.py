@@ -23,6 +23,7 @@ import numpy as np
 import orjson
 
 from .checkpoint import write_atomic
+from .fsutil import DIR_MODE, open_private
 from .records import Record
 
 MANIFEST = "manifest.json"
@@ -92,7 +93,8 @@ class SpoolWriter:
     def __init__(self, spool_dir: str, on_batch: Optional[Callable[[BatchRef], None]] = None) -> None:
         if os.path.exists(spool_dir):
             shutil.rmtree(spool_dir)
-        os.makedirs(spool_dir)
+        os.makedirs(spool_dir, mode=DIR_MODE)
+        os.chmod(spool_dir, DIR_MODE)
         self.dir = spool_dir
         self.on_batch = on_batch
         self.order: list[str] = []
@@ -128,8 +130,8 @@ class SpoolWriter:
     def _start_target(self, target: str, dim: int) -> None:
         self.order.append(target)
         self.counts[target], self.bytes[target], self.dims[target] = 0, 0, dim
-        self._vec[target] = open(os.path.join(self.dir, f"{target}.f32"), "wb")
-        self._rec[target] = open(os.path.join(self.dir, f"{target}.jsonl"), "wb")
+        self._vec[target] = open_private(os.path.join(self.dir, f"{target}.f32"), "wb")  # user data: 0600
+        self._rec[target] = open_private(os.path.join(self.dir, f"{target}.jsonl"), "wb")
 
     def _close(self, target: str) -> None:
         batch = self._open.pop(target, None)

@@ -22,7 +22,9 @@ import pytest
 
 from chroma_runbook import run_state as rs
 from chroma_runbook.connection import ConnectionSpec
-from chroma_runbook.run_lock import target_lock_path
+from chroma_runbook.migration import Migration
+from chroma_runbook.migration_options import MigrationOptions
+from chroma_runbook.run_lock import LockHeld, target_lock_path
 from lab.layout import LabLayout
 from lab.processes import start_nginx, stop_nginx
 from runbook_lab import REPO, Lab, free_port_base, http, run_playbook
@@ -158,6 +160,17 @@ def test_rollback_refuses_while_a_migration_holds_the_lock(lab: Lab, tmp_path: P
     assert writes_open(lab, "guards-lock-open")
 
 
+# point 6: the lock is per target: a second run (another run directory) into the same target is refused
+def test_a_second_run_into_the_same_target_is_refused(lab: Lab, tmp_path: Path,
+                                                      lock_holder: subprocess.Popen[str]) -> None:
+    second = MigrationOptions(source={"url": lab.source}, target={"url": lab.target}, run_id="guard-second",
+                              checkpoint_dir=str(tmp_path / "guard-second" / "checkpoint"), lock_dir=str(lab.runs_dir / "locks"))
+    with pytest.raises(LockHeld) as err:
+        Migration(second).run()
+    assert f"PID {lock_holder.pid}" in str(err.value) and "run_id writer-run" in str(err.value)
+    assert lab.counts(lab.target) == {}
+
+
 # point 6: the freeze files carry their owners; one run's rollback never lifts another run's freeze
 def test_one_runs_rollback_keeps_another_runs_freeze(lab: Lab, tmp_path: Path) -> None:
     for run_id in ("guard-a", "guard-b"):
@@ -181,3 +194,28 @@ def test_the_preflight_never_prints_a_connections_secrets(lab: Lab, tmp_path: Pa
     assert run.status == "failed", run.explain()
     assert "chroma-new.example:8000" in run.stdout
     assert "tok-SECRET-1" not in run.stdout and "tok-SECRET-1" not in json.dumps(run.events)
+
+
+# point 9: whatever the umask, a run leaves private files, and the app's config comes back with its own mode
+def test_a_run_and_its_rollback_leave_only_private_files(lab: Lab, tmp_path: Path) -> None:
+    env = lab.root / "apps" / "app_chatbot" / "app.env"
+    env.chmod(0o600)
+    owner = env.stat().st_uid
+    old = os.umask(0)
+    try:
+        run = run_playbook(lab, "migrate.yml", tmp_path / "migrate", {"confirm": "yes",
+                                                                      "chroma_expected_counts": lab.counts(lab.source)})
+        assert run.status == "successful", run.explain()
+        assert lab.app_health("app_chatbot")["chroma_url"] == lab.target
+        back = run_playbook(lab, "rollback.yml", tmp_path / "rollback")
+    finally:
+        os.umask(old)
+    assert back.status == "successful", back.explain()
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600 and env.stat().st_uid == owner
+    assert lab.app_health("app_chatbot")["chroma_url"] == lab.front_door
+    run_dir = lab.latest_run()
+    assert (run_dir / "rejects.jsonl").is_file() and (run_dir / "backups" / "app_chatbot" / "app.env").is_file()
+    loose = {str(p.relative_to(lab.runs_dir)): oct(stat.S_IMODE(p.stat().st_mode))
+             for p in [run_dir, lab.runs_dir / "locks", *run_dir.rglob("*"), *(lab.runs_dir / "locks").iterdir()]
+             if stat.S_IMODE(p.stat().st_mode) != (0o700 if p.is_dir() else 0o600)}
+    assert loose == {}, loose

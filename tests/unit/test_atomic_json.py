@@ -46,7 +46,7 @@ def test_run_state_writes_fsync_the_file_and_its_directory(tmp_path, fsyncs):
     files = [p for kind, p in fsyncs if kind == "file"]
     assert len(files) == 1 and Path(files[0].replace(" (deleted)", "")).parent == opened.paths.run_dir
     assert json.loads(Path(state_file).read_text())["data"] == {"x": 1}
-    assert oct(Path(state_file).stat().st_mode & 0o777) == "0o644"     # readable, as before
+    assert oct(Path(state_file).stat().st_mode & 0o777) == "0o600"     # private (issue 10, point 9)
     fsyncs.clear()
     summary = tmp_path / "summary.json"
     assert rs.write_json_if_changed(summary, {"a": 1})

@@ -15,9 +15,8 @@ import pytest
 from chroma_runbook import run_state as rs
 from chroma_runbook.connection import ConnectionSpec
 from chroma_runbook.jsonlog import RunLog
-from chroma_runbook.migration import Migration
 from chroma_runbook.migration_options import MigrationOptions, OptionError
-from chroma_runbook.run_lock import LockHeld, lock_status, target_lock_path
+from chroma_runbook.run_lock import lock_status, target_lock_path
 from chroma_runbook.scan import RejectsWriter
 
 MODULE_UTILS = str(Path(__file__).resolve().parents[2] / "module_utils")
@@ -67,15 +66,17 @@ def test_one_run_id_rule_refuses_before_anything_exists(tmp_path: Path, bad: str
     assert rs.validate_run_id("20261121T170102Z-3f2a") == "20261121T170102Z-3f2a"
 
 
-# point 6: the lock is per target, not per run directory
-def test_two_runs_against_one_target_share_one_lock(tmp_path: Path, held_by_run_a: subprocess.Popen[str]) -> None:
-    run_b = Migration(options(tmp_path, "run-b", lock_dir=str(tmp_path / "locks")))
-    with pytest.raises(LockHeld) as err:
-        run_b.run()
-    assert f"PID {held_by_run_a.pid}" in str(err.value) and "run_id run-a" in str(err.value)
-    # credentials in the URL do not make it another target
+# point 6: the lock is per target, not per run directory (the run itself: tests/integration/test_runbook_guards.py)
+def test_two_runs_against_one_target_share_one_lock_file(tmp_path: Path) -> None:
+    run_a = options(tmp_path, "run-a", lock_dir=str(tmp_path / "locks")).validate()
+    run_b = options(tmp_path, "run-b", lock_dir=str(tmp_path / "locks")).validate()
+    assert run_a.checkpoint_dir != run_b.checkpoint_dir and run_a.lock_path == run_b.lock_path
+    assert run_a.lock_path.startswith(str(tmp_path / "locks"))
+    # credentials in the URL do not make it another target; another database does
     same = ConnectionSpec.from_dict({"url": "http://user:pw@127.0.0.1:9/"})
     assert target_lock_path("/l", same) == target_lock_path("/l", ConnectionSpec.from_dict(TARGET))
+    other = ConnectionSpec.from_dict(dict(TARGET, database="other"))
+    assert target_lock_path("/l", other) != target_lock_path("/l", same)
 
 
 # point 2: the lock's status, tried without blocking, names the holder
