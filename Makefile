@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv legacy-venvs nginx lab-up lab-down lab-clean lab-status demo test test-unit test-integration test-pytest lint molecule bench clean
+.PHONY: help venv legacy-venvs nginx lab-deps lab-up lab-down lab-clean lab-status demo test test-unit test-integration test-pytest lint molecule bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -28,14 +28,28 @@ legacy-venvs: venv ## build (or reuse) the pinned Chroma 0.4.24 / 0.5.23 venvs u
 nginx: ## install nginx with apt-get if it is missing
 	@command -v nginx >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
 
+lab-deps: ## install what the multi-host lab needs (openssh-server/-client, iproute2) with apt-get if missing
+	@missing=""; [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || missing="$$missing openssh-client"; \
+	[ -x /usr/sbin/ip ] || command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
+
 # The local lab (lab/labctl.py): LAB_DIR and LAB_PORT_BASE relocate it, e.g.
 #   make lab-up LAB_DIR=/tmp/lab2 LAB_PORT_BASE=18000
+# LAB_HOSTS=netns: the multi-host lab (proxy and app hosts in network namespaces reached over
+# SSH; inventory/lab-hosts.yml; default directory .lab-hosts).
+LAB_HOSTS ?= local
+ifeq ($(LAB_HOSTS),netns)
+LAB_DIR ?= $(CURDIR)/.lab-hosts
+else
 LAB_DIR ?= $(CURDIR)/.lab
+endif
 LAB_PORT_BASE ?= 8000
 LABCTL = cd $(CURDIR) && $(BIN)/python -m lab.labctl
-LAB_ARGS = --dir $(LAB_DIR) --port-base $(LAB_PORT_BASE)
+LAB_ARGS = --dir $(LAB_DIR) --port-base $(LAB_PORT_BASE) --hosts $(LAB_HOSTS)
+LAB_UP_DEPS = venv nginx $(if $(filter netns,$(LAB_HOSTS)),lab-deps)
 
-lab-up: venv nginx ## start (or repair) the lab: source/target Chroma, nginx front door, two demo apps; loads the dataset
+lab-up: $(LAB_UP_DEPS) ## start (or repair) the lab (LAB_HOSTS=netns: the multi-host lab over SSH); loads the dataset
 	@$(LABCTL) up $(LAB_ARGS)
 
 lab-down: venv ## stop everything the lab started (data under .lab/ is kept)
@@ -46,6 +60,9 @@ lab-clean: venv ## stop the lab and delete its directory (data, runs, reports): 
 
 lab-status: venv ## table of the lab's processes, ports and health
 	@$(LABCTL) status $(LAB_ARGS)
+
+lab-fault: venv ## multi-host lab: cut a host off the network or back (make lab-fault HOST=app_chatbot LINK=down|up)
+	@cd $(CURDIR) && $(BIN)/python -m lab.netns link $(HOST) $(LINK) --dir $(LAB_DIR)
 
 demo: venv nginx ## venv + nginx + lab-up + ansible-playbook migrate.yml -e confirm=yes; leaves the lab running
 	@s=$$SECONDS; $(MAKE) --no-print-directory lab-up && \
@@ -63,24 +80,27 @@ PYTEST = run_pytest() { $(BIN)/pytest "$$@"; rc=$$?; \
 test-unit: venv ## pytest unit tests (pure functions)
 	@$(PYTEST) -q tests/unit
 
-test-integration: venv nginx legacy-venvs ## pytest integration tests (real chroma, nginx, supervisord, ansible-playbook)
+test-integration: venv nginx legacy-venvs lab-deps ## pytest integration tests (real chroma, nginx, supervisord, ansible-playbook)
 	@$(PYTEST) -q tests/integration
 
-test-pytest: venv nginx legacy-venvs ## every pytest test under tests/
+test-pytest: venv nginx legacy-venvs lab-deps ## every pytest test under tests/
 	@$(PYTEST) -q tests
 
 lint: venv ## yamllint and ansible-lint --profile production over the whole repo
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
 
-molecule: venv nginx legacy-venvs ## every molecule scenario, one after another, on the lab (default driver)
+molecule: venv nginx legacy-venvs lab-deps ## every molecule scenario, one after another, on the lab (default driver)
 	$(BIN)/molecule test --all
 
 # `make test` runs every part even when one fails, prints each part's time, and
-# fails at the end naming the parts that failed.
+# fails at the end naming the parts that failed. Every multi-host lab it makes is
+# listed in a registry file and removed at exit (namespaces included), even after a failure.
 TEST_PARTS := lint test-pytest molecule
-test: venv nginx legacy-venvs ## everything CI runs: lint, pytest (all of tests/), every molecule scenario
-	@failed=""; for part in $(TEST_PARTS); do \
+test: venv nginx legacy-venvs lab-deps ## everything CI runs: lint, pytest (all of tests/), every molecule scenario
+	@export CHROMA_LAB_NETNS_REGISTRY=$$(mktemp /tmp/chroma-lab-netns.XXXXXX); \
+	trap 'cd $(CURDIR) && $(BIN)/python -m lab.netns cleanup --registry "$$CHROMA_LAB_NETNS_REGISTRY"; rm -f "$$CHROMA_LAB_NETNS_REGISTRY"' EXIT; \
+	failed=""; for part in $(TEST_PARTS); do \
 	  s=$$SECONDS; echo "==> $$part"; \
 	  $(MAKE) --no-print-directory $$part || failed="$$failed $$part"; \
 	  echo "<== $$part: $$((SECONDS - s))s"; \

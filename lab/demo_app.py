@@ -1,10 +1,19 @@
 """A demo app standing in for Open WebUI / the chatbot: it reads and writes Chroma.
 
-It reads ``CHROMADB_URL`` from its config file (``--config``, KEY=VALUE lines)
+It reads its Chroma settings from its config file (``--config``, KEY=VALUE lines)
 once, at start-up, exactly like the real consumers: a cutover edits that file
-and restarts the service. API (all JSON)::
+and restarts the service. Two styles (``--style``):
 
-    GET  /health                          {"ok", "app", "chroma_url", "collections": {name: count}, "total"}
+- ``url`` (the chatbot): ``CHROMADB_URL=http://host:port``;
+- ``openwebui``: Open WebUI's keys ``CHROMA_HTTP_HOST``, ``CHROMA_HTTP_PORT``,
+  ``CHROMA_HTTP_SSL``, ``CHROMA_HTTP_HEADERS`` (comma-separated ``k=v``),
+  ``CHROMA_TENANT``, ``CHROMA_DATABASE``, parsed and handed to
+  ``chromadb.HttpClient(host, port, ssl, headers, tenant, database)`` the way Open WebUI does.
+
+API (all JSON)::
+
+    GET  /health                          {"ok", "app", "chroma_url", "collections": {name: count}, "total",
+                                           "header_names", "tenant", "database"}
                                           (HTTP 503 and ok=false when Chroma does not answer)
     GET  /search?q=..&collection=..&n=5   {"results": [{"id", "document", "distance", "metadata", "collection"}]}
     POST /remember {"collection", "id", "text"}   writes one record (status and error of Chroma passed through)
@@ -22,6 +31,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,11 +42,12 @@ from . import embedder
 
 MAX_RESULTS = 50
 MAX_BODY = 1 << 20
-API = "/api/v2/tenants/default_tenant/databases/default_database"
+API = "/api/v2/tenants/{tenant}/databases/{database}"
+STYLES = ("url", "openwebui")
 
 
 class ConfigError(ValueError):
-    """The app's config file is missing or lacks CHROMADB_URL."""
+    """The app's config file is missing or lacks its Chroma settings."""
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -66,21 +77,74 @@ def chroma_url_from(path: Path) -> str:
     return url.rstrip("/")
 
 
-class ChromaGateway:
-    """The app's only way to Chroma: a lazily created chromadb client on one URL."""
+@dataclass(frozen=True)
+class ChromaSettings:
+    """What the app read from its config file."""
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
-        self.url, self.timeout = url, timeout
+    url: str
+    style: str = "url"
+    host: str = ""
+    port: int = 0
+    ssl: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    tenant: str = "default_tenant"
+    database: str = "default_database"
+
+
+def openwebui_settings_from(path: Path) -> ChromaSettings:
+    """Open WebUI's Chroma keys, parsed as Open WebUI parses them (backend/open_webui/config.py)."""
+    env = read_env_file(path)
+    host = env.get("CHROMA_HTTP_HOST", "")
+    if not host:
+        raise ConfigError(f"{path}: CHROMA_HTTP_HOST is empty or missing")
+    try:
+        port = int(env.get("CHROMA_HTTP_PORT", "8000"))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: CHROMA_HTTP_PORT must be an integer, got {env.get('CHROMA_HTTP_PORT')!r}") from exc
+    ssl = env.get("CHROMA_HTTP_SSL", "false").lower() == "true"
+    raw_headers = env.get("CHROMA_HTTP_HEADERS", "")
+    try:
+        headers = dict([pair.split("=") for pair in raw_headers.split(",")]) if raw_headers else {}
+    except ValueError as exc:
+        raise ConfigError(f"{path}: CHROMA_HTTP_HEADERS must be comma-separated k=v pairs") from exc
+    url = f"{'https' if ssl else 'http'}://{host}:{port}"
+    return ChromaSettings(url, "openwebui", host, port, ssl, headers,
+                          env.get("CHROMA_TENANT") or "default_tenant", env.get("CHROMA_DATABASE") or "default_database")
+
+
+def settings_from(path: Path, style: str) -> ChromaSettings:
+    if style == "openwebui":
+        return openwebui_settings_from(path)
+    return ChromaSettings(chroma_url_from(path))
+
+
+class ChromaGateway:
+    """The app's only way to Chroma: a lazily created chromadb client."""
+
+    def __init__(self, settings: ChromaSettings | str, timeout: float = 10.0) -> None:
+        self.settings = settings if isinstance(settings, ChromaSettings) else ChromaSettings(settings)
+        self.url, self.timeout = self.settings.url, timeout
         self._client: Any = None
         self._lock = threading.Lock()
 
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
-                from chroma_runbook.connection import connect
-
-                self._client = connect({"url": self.url, "timeout": self.timeout})
+                self._client = self._make_client()
             return self._client
+
+    def _make_client(self) -> Any:
+        s = self.settings
+        if s.style == "openwebui":
+            import chromadb
+            from chromadb.config import Settings
+
+            return chromadb.HttpClient(host=s.host, port=s.port, ssl=s.ssl, headers=dict(s.headers) or None,
+                                       tenant=s.tenant, database=s.database,
+                                       settings=Settings(allow_reset=True, anonymized_telemetry=False))
+        from chroma_runbook.connection import connect
+
+        return connect({"url": self.url, "timeout": self.timeout})
 
     def warm_up(self) -> Optional[str]:
         """Import chromadb and connect before serving, so the first /health is quick; the error if any."""
@@ -112,7 +176,7 @@ class ChromaGateway:
 
     def remember(self, app: str, collection: str, rid: str, text: str) -> tuple[int, dict[str, Any]]:
         """Add one record over plain HTTP, so a refusal's status and JSON body reach the caller unchanged."""
-        status, found = self._http("GET", f"{API}/collections/{quote(collection, safe='')}")
+        status, found = self._http("GET", f"/collections/{quote(collection, safe='')}")
         if status != 200:
             return status, found
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -121,15 +185,16 @@ class ChromaGateway:
                     "chunk_index": 0, "reviewed": False}
         body = {"ids": [rid], "embeddings": [embedder.embed(text).tolist()], "documents": [text],
                 "metadatas": [metadata]}
-        status, answer = self._http("POST", f"{API}/collections/{found['id']}/add", body)
+        status, answer = self._http("POST", f"/collections/{found['id']}/add", body)
         if 200 <= status < 300:
             return 201, {"ok": True, "collection": collection, "id": rid}
         return status, answer
 
     def _http(self, method: str, path: str, body: Optional[dict[str, Any]] = None) -> tuple[int, dict[str, Any]]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        api = API.format(tenant=quote(self.settings.tenant, safe=""), database=quote(self.settings.database, safe=""))
+        request = urllib.request.Request(self.url + api + path, data=data, method=method,
+                                         headers={**self.settings.headers, "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as resp:
                 return resp.status, _json_or_text(resp.read())
@@ -186,8 +251,10 @@ class AppHandler(BaseHTTPRequestHandler):
 
     def _health(self) -> tuple[int, dict[str, Any]]:
         app = self.server
+        settings = app.gateway.settings
         body: dict[str, Any] = {"ok": False, "app": app.name, "chroma_url": app.gateway.url,
-                                "collections": {}, "total": 0}
+                                "collections": {}, "total": 0, "header_names": sorted(settings.headers),
+                                "tenant": settings.tenant, "database": settings.database}
         try:
             counts = app.gateway.counts()
         except Exception as exc:  # noqa: BLE001 - any failure means "not healthy", said in the body
@@ -253,23 +320,26 @@ class DemoApp(ThreadingHTTPServer):
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.demo_app", description="Lab demo app (reads Chroma).")
     parser.add_argument("--name", required=True, help="app name, e.g. app_openwebui")
-    parser.add_argument("--config", required=True, type=Path, help="KEY=VALUE file with CHROMADB_URL")
+    parser.add_argument("--config", required=True, type=Path, help="KEY=VALUE file with the Chroma settings")
+    parser.add_argument("--style", choices=STYLES, default="url",
+                        help="url: CHROMADB_URL; openwebui: Open WebUI's CHROMA_HTTP_* keys")
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
     try:
-        url = chroma_url_from(args.config)
+        settings = settings_from(args.config, args.style)
     except ConfigError as exc:
         print(f"{args.name}: {exc}", file=sys.stderr, flush=True)
         return 2
-    gateway = ChromaGateway(url)
+    url = settings.url
+    gateway = ChromaGateway(settings)
     problem = gateway.warm_up()
     if problem:
         print(f"{args.name}: Chroma at {url} does not answer yet ({problem}); /health says so until it does",
               flush=True)
     app = DemoApp(args.name, args.port, gateway, args.host)
-    print(f"{args.name}: listening on http://{args.host}:{args.port}, CHROMADB_URL={url} (from {args.config})",
-          flush=True)
+    print(f"{args.name}: listening on http://{args.host}:{args.port}, Chroma at {url} ({args.style} settings from "
+          f"{args.config}; headers: {', '.join(sorted(settings.headers)) or 'none'})", flush=True)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         app.serve_forever()

@@ -286,7 +286,10 @@ def status(layout: LabLayout) -> bool:
 def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m lab.labctl", description="Control the local lab.")
     parser.add_argument("action", choices=("up", "down", "status"))
-    parser.add_argument("--dir", default=str(DEFAULT_DIR), help="lab directory (default: .lab in the repo)")
+    parser.add_argument("--dir", default=None, help="lab directory (default: .lab in the repo, .lab-hosts with --hosts netns)")
+    parser.add_argument("--hosts", choices=("local", "netns"), default="local",
+                        help="local: everything on 127.0.0.1; netns: proxy and app hosts in network namespaces "
+                             "reached over SSH (lab/netns.py)")
     parser.add_argument("--port-base", type=int, default=None,
                         help=f"first of the lab's 12 ports (default: the one in DIR/lab.json, else {DEFAULT_PORT_BASE})")
     parser.add_argument("--variant", choices=dataset.VARIANTS, default="legacy", help="dataset loaded by up")
@@ -298,9 +301,29 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _main_netns(args: argparse.Namespace) -> int:
+    from . import netns
+
+    directory = args.dir or str(DEFAULT_DIR.with_name(".lab-hosts"))
+    if args.action == "up":
+        started = time.monotonic()
+        netns.up(directory, args.port_base or DEFAULT_PORT_BASE, args.variant, args.scale, args.seed, args.timeout)
+        ok = netns.status(directory)
+        _say(f"multi-host lab up in {time.monotonic() - started:.1f}s; map in {directory}/lab.json; "
+             f"inventory inventory/lab-hosts.yml")
+        return 0 if ok else 1
+    if args.action == "down":
+        netns.down(directory, purge=args.purge)
+        return 0
+    return 0 if netns.status(directory) else 1
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parse_args(argv)
     try:
+        if args.hosts == "netns":
+            return _main_netns(args)
+        args.dir = args.dir or str(DEFAULT_DIR)
         layout = resolve_layout(args.dir, args.port_base)
         if args.action == "up":
             started = time.monotonic()

@@ -20,6 +20,8 @@ HOST = "127.0.0.1"
 CHROMA_PROGRAMS = ("source_chroma", "target_chroma")
 APP_PROGRAMS = ("app_openwebui", "app_chatbot")
 PROGRAMS = CHROMA_PROGRAMS + APP_PROGRAMS
+# How each demo app reads its Chroma settings (lab/demo_app.py --style).
+APP_STYLES = {"app_openwebui": "openwebui", "app_chatbot": "url"}
 PORT_OFFSETS = {"nginx": 0, "source_chroma": 1, "target_chroma": 2, "app_openwebui": 10, "app_chatbot": 11}
 UNIX_SOCKET_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
 
@@ -138,7 +140,7 @@ class LabLayout:
         if program in CHROMA_PROGRAMS:
             return f"{venv_bin / 'chroma'} run --path {self.data_dir(program)} --host {HOST} --port {port}"
         return (f"{venv_bin / 'python'} -m lab.demo_app --name {program} --config {self.app_env(program)} "
-                f"--host {HOST} --port {port}")
+                f"--style {APP_STYLES[program]} --host {HOST} --port {port}")
 
     def describe(self, dataset: dict[str, Any]) -> dict[str, Any]:
         """The lab's map for lab.json (ports, URLs, files; no PIDs)."""

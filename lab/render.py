@@ -13,7 +13,7 @@ from pathlib import Path
 import jinja2
 
 from . import REPO
-from .layout import APP_PROGRAMS, PROGRAMS, LabLayout
+from .layout import APP_PROGRAMS, APP_STYLES, HOST, PROGRAMS, LabLayout
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -41,10 +41,19 @@ def upstream_conf(layout: LabLayout) -> str:
 
 
 def app_env(layout: LabLayout, app: str) -> str:
-    return (f"# {app}: the Chroma URL this demo app uses, read once at start-up.\n"
-            f"# A cutover edits it and restarts the program: "
-            f"supervisorctl -c {layout.supervisord_conf} restart {app}\n"
-            f"CHROMADB_URL={layout.front_door_url}\n")
+    head = (f"# {app}: the Chroma settings this demo app uses, read once at start-up.\n"
+            f"# A cutover edits them and restarts the program: "
+            f"supervisorctl -c {layout.supervisord_conf} restart {app}\n")
+    return head + app_settings_lines(APP_STYLES[app], HOST, layout.port("nginx"))
+
+
+def app_settings_lines(style: str, host: str, port: int) -> str:
+    """The Chroma keys of a demo app of ``style`` pointing at http://host:port (the front door)."""
+    if style == "openwebui":
+        return (f"# Open WebUI's keys (comma-separated k=v headers)\n"
+                f"CHROMA_HTTP_HOST={host}\nCHROMA_HTTP_PORT={port}\nCHROMA_HTTP_SSL=false\n"
+                f"CHROMA_HTTP_HEADERS=\nCHROMA_TENANT=default_tenant\nCHROMA_DATABASE=default_database\n")
+    return f"CHROMADB_URL=http://{host}:{port}\n"
 
 
 def write_if_changed(path: Path, content: str) -> bool:

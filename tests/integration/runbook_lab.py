@@ -168,7 +168,7 @@ class PlaybookRun:
 
 
 def run_playbook(lab: Lab, playbook: str, private_dir: Path, extravars: Optional[dict[str, Any]] = None,
-                 cmdline: str = "", timeout: int = 900) -> PlaybookRun:
+                 cmdline: str = "", timeout: int = 900, inventory: str = "lab.yml") -> PlaybookRun:
     """ansible-playbook <repo>/<playbook> on this lab, through ansible-runner's Python API."""
     private_dir.mkdir(parents=True, exist_ok=True)
     envvars = {
@@ -180,7 +180,7 @@ def run_playbook(lab: Lab, playbook: str, private_dir: Path, extravars: Optional
         private_data_dir=str(private_dir),
         project_dir=str(REPO),
         playbook=str(REPO / playbook),
-        inventory=str(REPO / "inventory" / "lab.yml"),
+        inventory=str(REPO / "inventory" / inventory),
         extravars={"chroma_lab_dir": str(lab.root), "chroma_lab_port_base": lab.port_base, **(extravars or {})},
         cmdline=cmdline or None,
         envvars=envvars,
@@ -195,3 +195,59 @@ def run_playbook(lab: Lab, playbook: str, private_dir: Path, extravars: Optional
         events=list(runner.events),
         stdout=stdout_file.read_text(errors="replace") if stdout_file.is_file() else "",
     )
+
+
+class WebhookReceiver:
+    """`python -m lab.webhook_receiver` on a free 127.0.0.1 port, stopped by its PID."""
+
+    def __init__(self, workdir: Path) -> None:
+        from lab.chroma_server import free_port
+
+        self.port, self.log = free_port(), workdir / "webhooks.jsonl"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+
+    def start(self) -> "WebhookReceiver":
+        out = open(self.log.with_suffix(".out"), "ab")  # noqa: SIM115 - the child keeps writing to it
+        self.proc = subprocess.Popen([sys.executable, "-m", "lab.webhook_receiver", "--port", str(self.port),
+                                      "--log", str(self.log)], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        import time
+
+        for _ in range(100):
+            try:
+                if http(f"{self.url}/messages", timeout=2)[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"webhook receiver on {self.url} did not answer")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def hook(self, name: str = "ops") -> str:
+        return f"{self.url}/hook/{name}"
+
+    def texts(self, name: str = "ops") -> list[str]:
+        from lab.webhook_receiver import read_messages
+
+        return [m["body"]["text"] for m in read_messages(self.log) if m["path"] == f"/hook/{name}"]
+
+    def clear(self) -> None:
+        self.log.unlink(missing_ok=True)
+
+
+MILESTONES = ("WINDOW OPENED", "FROZEN", "GO/NO-GO", "CUTOVER DONE", "ROLLBACK STARTED", "ROLLBACK FINISHED", "FAILED")
+
+
+def milestones(texts: list[str]) -> list[str]:
+    """The milestone of each message ('[chroma-runbook] run X: FROZEN - ...' -> 'FROZEN'); '?' if none."""
+    found = []
+    for text in texts:
+        body = text.split(": ", 1)[1] if text.startswith("[chroma-runbook] run ") and ": " in text else text
+        found.append(next((m for m in MILESTONES if body.startswith(m)), "?"))
+    return found

@@ -124,8 +124,8 @@ def test_rendered_files_follow_the_contract(lab: LabLayout) -> None:
     nginx_conf = lab.nginx_conf.read_text()
     assert "server.d/" in nginx_conf and "client_max_body_size 64m;" in nginx_conf
     assert f"listen 127.0.0.1:{lab.port_base};" in nginx_conf
-    for app in ("app_openwebui", "app_chatbot"):
-        assert f"CHROMADB_URL={lab.front_door_url}\n" in lab.app_env(app).read_text()
+    assert f"CHROMADB_URL={lab.front_door_url}\n" in lab.app_env("app_chatbot").read_text()
+    assert f"CHROMA_HTTP_PORT={lab.port_base}\n" in lab.app_env("app_openwebui").read_text()
 
 
 def test_search_for_a_personality_phrase_returns_personality_documents(lab: LabLayout) -> None:

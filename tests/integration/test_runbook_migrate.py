@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from runbook_lab import DB_API, PHASES, Lab, PlaybookRun, free_port_base, http, run_playbook
+from runbook_lab import DB_API, PHASES, Lab, PlaybookRun, WebhookReceiver, free_port_base, http, milestones, run_playbook
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +29,20 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 @pytest.fixture(scope="module")
-def first_run(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> PlaybookRun:
-    return run_playbook(lab, "migrate.yml", tmp_path_factory.mktemp("runner"), {"confirm": "yes"})
+def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookReceiver]:
+    hooks = WebhookReceiver(tmp_path_factory.mktemp("webhooks")).start()
+    try:
+        yield hooks
+    finally:
+        hooks.stop()
+
+
+@pytest.fixture(scope="module")
+def first_run(lab: Lab, receiver: WebhookReceiver, tmp_path_factory: pytest.TempPathFactory) -> PlaybookRun:
+    # one working webhook, one answering 500, one where nothing listens: the last two only warn
+    hooks = [receiver.hook(), f"{receiver.url}/status/500", "http://127.0.0.1:9/closed"]
+    return run_playbook(lab, "migrate.yml", tmp_path_factory.mktemp("runner"),
+                        {"confirm": "yes", "chroma_notify_webhooks": hooks}, cmdline="--diff")
 
 
 def test_happy_path_cuts_both_apps_over_and_leaves_the_source_frozen(lab: Lab, first_run: PlaybookRun) -> None:
@@ -46,9 +58,26 @@ def test_happy_path_cuts_both_apps_over_and_leaves_the_source_frozen(lab: Lab, f
         health = lab.app_health(name)
         assert health["chroma_url"] == lab.target, health
         assert TARGETS <= set(health["collections"]), health
-        assert f"CHROMADB_URL={lab.target}" in lab.app_config(name)
         status, found = http(f"{lab.apps[name]}/search?q=funny+joke&collection=sergio_humor&n=3")
         assert status == 200 and found["results"], found
+    assert f"CHROMADB_URL={lab.target}\n" in lab.app_config("app_chatbot")
+    # Open WebUI's keys, each derived from the target; headers as k=v pairs, read back by the app
+    target_port = lab.target.rsplit(":", 1)[1]
+    owui = lab.app_config("app_openwebui")
+    for line in ("CHROMA_HTTP_HOST=127.0.0.1", f"CHROMA_HTTP_PORT={target_port}", "CHROMA_HTTP_SSL=false",
+                 "CHROMA_HTTP_HEADERS=X-Chroma-Token=lab-token-7f3c9a,X-Lab-Client=open-webui",
+                 "CHROMA_TENANT=default_tenant", "CHROMA_DATABASE=default_database"):
+        assert line in owui.splitlines(), owui
+    assert "CHROMADB_URL" not in owui
+    assert lab.app_health("app_openwebui")["header_names"] == ["X-Chroma-Token", "X-Lab-Client"]
+    # the header value is never shown: not in the output (run with --diff), not in any event
+    edit = first_run.task_results("Point the app's Chroma settings at the target - " + ", ".join(
+        ["CHROMA_HTTP_HOST", "CHROMA_HTTP_PORT", "CHROMA_HTTP_SSL", "CHROMA_HTTP_HEADERS", "CHROMA_TENANT",
+         "CHROMA_DATABASE"]))
+    assert edit and edit[0]["changed"] and edit[0]["secret_keys"] == ["CHROMA_HTTP_HEADERS"], edit
+    assert "CHROMA_HTTP_HEADERS=********" in first_run.stdout
+    assert "lab-token-7f3c9a" not in first_run.stdout
+    assert "lab-token-7f3c9a" not in json.dumps(first_run.events)
 
     # the source stays frozen: a write through the front door is refused, a read works
     status, refused = lab.front_door_add("openwebui_core", "runbook-test-frozen")
@@ -71,6 +100,20 @@ def test_happy_path_cuts_both_apps_over_and_leaves_the_source_frozen(lab: Lab, f
     # the migration ran in the background and showed progress from its checkpoint
     progress = [r.get("msg", "") for r in first_run.task_results("Progress")]
     assert any("phase import: batch" in m and "chunks/s" in m and "ETA" in m for m in progress), progress
+
+
+def test_operators_hear_each_milestone_and_failing_webhooks_only_warn(first_run: PlaybookRun,
+                                                                      receiver: WebhookReceiver) -> None:
+    assert first_run.status == "successful", first_run.explain()
+    texts = receiver.texts()
+    assert milestones(texts) == ["WINDOW OPENED", "FROZEN", "GO/NO-GO", "CUTOVER DONE"], texts
+    run_id = texts[0].split()[2].rstrip(":")
+    assert all(t.startswith(f"[chroma-runbook] run {run_id}: ") for t in texts), texts
+    verdict = texts[2]
+    assert "GO - validation PASSED" in verdict and "data loss" in verdict and "records imported" in verdict, verdict
+    assert "app_chatbot, app_openwebui serve from" in texts[3] or "app_openwebui, app_chatbot serve from" in texts[3]
+    assert "notification not delivered to http://127.0.0.1:" in first_run.stdout
+    assert "/closed" not in first_run.stdout and "status/500" not in first_run.stdout  # webhook paths are secrets
 
 
 def test_second_run_changes_nothing(lab: Lab, first_run: PlaybookRun, tmp_path: Path) -> None:
@@ -99,14 +142,23 @@ def test_rollback_refuses_when_writes_reached_the_target(lab: Lab, first_run: Pl
         http(f"{lab.target}{DB_API}/collections/{corpus['id']}/delete", method="POST", body={"ids": ["written-after-cutover"]})
 
 
-def test_rollback_after_a_complete_cutover_restores_service(lab: Lab, first_run: PlaybookRun, tmp_path: Path) -> None:
+def test_rollback_after_a_complete_cutover_restores_service(lab: Lab, first_run: PlaybookRun, tmp_path: Path,
+                                                            receiver: WebhookReceiver) -> None:
     assert first_run.status == "successful", first_run.explain()
     target_before = lab.counts(lab.target)
-    back = run_playbook(lab, "rollback.yml", tmp_path)
+    receiver.clear()
+    back = run_playbook(lab, "rollback.yml", tmp_path, {"chroma_notify_webhooks": [receiver.hook()]})
     assert back.status == "successful", back.explain()
+    texts = receiver.texts()
+    assert milestones(texts) == ["ROLLBACK STARTED", "ROLLBACK FINISHED"], texts
+    assert "ROLLBACK STARTED (operator)" in texts[0] and "back to service in" in texts[1], texts
     for name in lab.apps:
         assert lab.app_health(name)["chroma_url"] == lab.front_door
-        assert f"CHROMADB_URL={lab.front_door}" in lab.app_config(name)
+    # every key comes back from the backup: the front door's port, no headers
+    assert f"CHROMADB_URL={lab.front_door}\n" in lab.app_config("app_chatbot")
+    owui = lab.app_config("app_openwebui").splitlines()
+    assert f"CHROMA_HTTP_PORT={lab.port_base}" in owui and "CHROMA_HTTP_HEADERS=" in owui
+    assert lab.app_health("app_openwebui")["header_names"] == []
     # writes are open again: a real write through the front door lands on the source
     status, body = lab.front_door_add("openwebui_core", "runbook-test-open")
     assert status in (200, 201), body

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from runbook_lab import Lab, free_port_base, run_playbook
+from runbook_lab import Lab, WebhookReceiver, free_port_base, milestones, run_playbook
 
 pytestmark = pytest.mark.slow
 
@@ -56,10 +56,21 @@ def test_too_many_invalid_records_stop_before_writing_and_roll_back(lab: Lab, tm
 
 def test_validation_failure_rolls_back_automatically(lab: Lab, tmp_path: Path) -> None:
     source_before = lab.counts(lab.source)
-    run = run_playbook(lab, "migrate.yml", tmp_path,
-                       {"confirm": "yes", "chroma_min_valid_ratio": 0.5, "chroma_expected_counts": source_before,
-                        "chroma_validate_thresholds": {"embedding_atol": 0, "embedding_rtol": 0}})
+    receiver = WebhookReceiver(tmp_path).start()
+    try:
+        run = run_playbook(lab, "migrate.yml", tmp_path,
+                           {"confirm": "yes", "chroma_min_valid_ratio": 0.5, "chroma_expected_counts": source_before,
+                            "chroma_validate_thresholds": {"embedding_atol": 0, "embedding_rtol": 0},
+                            "chroma_notify_webhooks": [receiver.hook()]})
+        texts = receiver.texts()
+    finally:
+        receiver.stop()
     assert run.status == "failed", run.explain()
+    # the operators heard every milestone, the failure with its reason before the rollback
+    assert milestones(texts) == ["WINDOW OPENED", "FROZEN", "GO/NO-GO", "FAILED", "ROLLBACK STARTED",
+                                 "ROLLBACK FINISHED"], texts
+    assert "NO-GO - validation FAILED" in texts[2] and "data loss" in texts[2], texts[2]
+    assert "FAILED at gate: validation FAILED: Embedding Corruption" in texts[3], texts[3]
     # the gate failed on purpose, naming the validator's verdict, after the rollback ran
     failed = dict(run.failed_tasks)
     assert "Stop - the migration did not complete" in failed, run.failed_tasks

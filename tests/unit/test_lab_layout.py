@@ -42,7 +42,10 @@ def test_programs_bind_loopback_on_their_ports(tmp_path: Path) -> None:
     assert f"include {tmp_path}/nginx/http.d/*.conf;" in nginx
     assert f"client_body_temp_path {tmp_path}/nginx/tmp/client_body;" in nginx
     assert "upstream chroma_front { server 127.0.0.1:21001; }" in render.upstream_conf(layout)
-    assert "CHROMADB_URL=http://127.0.0.1:21000\n" in render.app_env(layout, "app_openwebui")
+    assert "CHROMADB_URL=http://127.0.0.1:21000\n" in render.app_env(layout, "app_chatbot")
+    owui = render.app_env(layout, "app_openwebui")
+    assert "CHROMA_HTTP_HOST=127.0.0.1\nCHROMA_HTTP_PORT=21000\nCHROMA_HTTP_SSL=false\nCHROMA_HTTP_HEADERS=\n" in owui
+    assert "CHROMADB_URL" not in owui and "--style openwebui" in conf
 
 
 def test_render_never_overwrites_edited_app_env_or_upstream(tmp_path: Path) -> None:
