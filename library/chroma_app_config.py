@@ -7,11 +7,11 @@ DOCUMENTATION = r"""
 module: chroma_app_config
 short_description: Set the keys an application reads to reach Chroma, derived from a connection
 description:
-  - Each key of O(settings) names what it holds, derived from O(connection) - C(url), C(host), C(port),
-    C(ssl) (C(true)/C(false)), C(headers) (comma-separated C(k=v) pairs as Open WebUI's CHROMA_HTTP_HEADERS,
-    or C({from: headers, format: json})), C(tenant), C(database), or C({value: literal}).
-  - The keys live in an C(.env) file (O(format=env), C(KEY=value) lines) or in one service's C(environment:) of a
-    docker-compose file (O(format=compose), list form C(- KEY=value) or map form C(KEY: value)). Every other line
+  - "Each key of O(settings) names what it holds, derived from O(connection): C(url), C(host), C(port),
+    C(ssl) (C(true) or C(false)), C(headers) (comma-separated C(k=v) pairs as Open WebUI's CHROMA_HTTP_HEADERS,
+    or a JSON object with C(from: headers, format: json)), C(tenant), C(database), or a literal with C(value: ...)."
+  - The keys live in an C(.env) file (O(format=env), C(KEY=value) lines) or in one service's C(environment) of a
+    docker-compose file (O(format=compose), list form C(- KEY=value) or map form C(KEY -> value)). Every other line
     and comment is kept; keys the file lacks are appended to the right block.
   - Header values are secrets - the keys they go to are masked in the diff and in the result, and the
     headers are never logged.
@@ -29,7 +29,7 @@ options:
     choices: [env, compose]
     default: env
   service:
-    description: The compose service whose C(environment:) holds the keys (O(format=compose)).
+    description: The compose service whose C(environment) holds the keys (O(format=compose)).
     type: str
     default: ""
   settings:

@@ -7,8 +7,8 @@ DOCUMENTATION = r"""
 module: chroma_notify
 short_description: Post a Slack-compatible message about a milestone of the run to each webhook
 description:
-  - POSTs C({"text": O(text)}) as JSON to every URL of O(webhooks) (Slack, Mattermost, Rocket.Chat and
-    most chat tools accept it on an incoming webhook).
+  - POSTs a JSON object whose only key C(text) holds O(text) to every URL of O(webhooks) (Slack, Mattermost,
+    Rocket.Chat and most chat tools accept it on an incoming webhook).
   - A webhook that fails (refused, timeout, non-2xx answer) gives a warning naming it; the module never
     fails because of a webhook, so a notification can never stop the runbook.
   - Nothing is sent in check mode (a dry run notifies nobody); the result says what would be sent.
