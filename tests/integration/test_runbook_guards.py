@@ -94,13 +94,11 @@ def test_a_playbook_given_an_unknown_run_id_changes_nothing(lab: Lab, tmp_path: 
 
 
 # point 7: what chroma_migrate refuses stops the run in the preflight, before the freeze
-@pytest.mark.parametrize("case", ["routing_regex", "schema_type", "run_id"])
+@pytest.mark.parametrize("case", ["routing_regex", "run_id"])  # a schema typo: the unit tests
 def test_what_the_migration_refuses_stops_before_the_freeze(lab: Lab, tmp_path: Path, case: str) -> None:
     extra: dict[str, object] = {"confirm": "yes", "chroma_expected_counts": lab.counts(lab.source)}
     if case == "routing_regex":
         extra["chroma_routing"] = [{"name": "broken", "target": "openwebui_core", "match": {"document_regex": "(unclosed"}}]
-    elif case == "schema_type":
-        extra["chroma_schema_profile"] = {"fields": [{"name": "source", "type": "strng"}]}
     else:
         extra["run_id"] = "bad id $(touch pwned)\n"
     runs_before = set(os.listdir(lab.runs_dir)) if lab.runs_dir.exists() else set()
@@ -181,7 +179,7 @@ def test_one_runs_rollback_keeps_another_runs_freeze(lab: Lab, tmp_path: Path) -
     assert not writes_open(lab, "guards-b-still-frozen")
     gate = (lab.root / "nginx" / "server.d" / "chroma_runbook_freeze_gate.conf").read_text()
     assert "chroma-runbook freeze owners: guard-b\n" in gate, gate
-    run = run_playbook(lab, "rollback.yml", tmp_path / "rollback-b", {"run_id": "guard-b"})
+    run = run_playbook(lab, "playbooks/unfreeze.yml", tmp_path / "unfreeze-b", {"run_id": "guard-b"})
     assert run.status == "successful", run.explain()
     assert freeze_files(lab) == [] and writes_open(lab, "guards-all-released")
 

@@ -66,6 +66,17 @@ def test_one_run_id_rule_refuses_before_anything_exists(tmp_path: Path, bad: str
     assert rs.validate_run_id("20261121T170102Z-3f2a") == "20261121T170102Z-3f2a"
 
 
+# point 7: what the preflight's dry run (check_scope=options) refuses before the freeze, without reading anything
+@pytest.mark.parametrize("bad,message", [
+    ({"schema": {"fields": [{"name": "source", "type": "strng"}]}}, "type must be one of"),
+    ({"routing": [{"name": "r", "target": "openwebui_core", "match": {"document_regex": "(unclosed"}}]}, "document_regex"),
+    ({"check_scope": "everything"}, "check_scope"),
+])
+def test_option_errors_are_found_without_reading_the_source(tmp_path: Path, bad: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        options(tmp_path, "r1", **bad).validate()
+
+
 # point 6: the lock is per target, not per run directory (the run itself: tests/integration/test_runbook_guards.py)
 def test_two_runs_against_one_target_share_one_lock_file(tmp_path: Path) -> None:
     run_a = options(tmp_path, "run-a", lock_dir=str(tmp_path / "locks")).validate()
