@@ -38,6 +38,8 @@ lab-deps: ## install what the multi-host lab needs (openssh-server/-client, ipro
 #   make lab-up LAB_DIR=/tmp/lab2 LAB_PORT_BASE=18000
 # LAB_HOSTS=netns: the multi-host lab (proxy and app hosts in network namespaces reached over
 # SSH; inventory/lab-hosts.yml; default directory .lab-hosts).
+# LAB_SOURCE=0.4.24 (or 0.5.23) runs the source with that legacy Chroma from its own venv
+# (make legacy-venvs), loaded by that version's client; the lab directory remembers it.
 LAB_HOSTS ?= local
 ifeq ($(LAB_HOSTS),netns)
 LAB_DIR ?= $(CURDIR)/.lab-hosts
@@ -45,11 +47,12 @@ else
 LAB_DIR ?= $(CURDIR)/.lab
 endif
 LAB_PORT_BASE ?= 8000
+LAB_SOURCE ?=
 LABCTL = cd $(CURDIR) && $(BIN)/python -m lab.labctl
-LAB_ARGS = --dir $(LAB_DIR) --port-base $(LAB_PORT_BASE) --hosts $(LAB_HOSTS)
-LAB_UP_DEPS = venv nginx $(if $(filter netns,$(LAB_HOSTS)),lab-deps)
+LAB_ARGS = --dir $(LAB_DIR) --port-base $(LAB_PORT_BASE) --hosts $(LAB_HOSTS) $(if $(LAB_SOURCE),--source $(LAB_SOURCE))
+LAB_UP_DEPS = venv nginx $(if $(filter netns,$(LAB_HOSTS)),lab-deps) $(if $(LAB_SOURCE),legacy-venvs)
 
-lab-up: $(LAB_UP_DEPS) ## start (or repair) the lab (LAB_HOSTS=netns: the multi-host lab over SSH); loads the dataset
+lab-up: $(LAB_UP_DEPS) ## start (or repair) the lab (LAB_HOSTS=netns: the multi-host lab over SSH; LAB_SOURCE=0.4.24: a legacy source); loads the dataset
 	@$(LABCTL) up $(LAB_ARGS)
 
 lab-down: venv ## stop everything the lab started (data under .lab/ is kept)

@@ -135,6 +135,9 @@ class ChromaGateway:
 
     def _make_client(self) -> Any:
         s = self.settings
+        legacy = self._legacy_reader()
+        if legacy is not None:   # a 0.4/0.5 server: the app's client matches it (plain v1 HTTP here)
+            return legacy
         if s.style == "openwebui":
             import chromadb
             from chromadb.config import Settings
@@ -145,6 +148,28 @@ class ChromaGateway:
         from chroma_runbook.connection import connect
 
         return connect({"url": self.url, "timeout": self.timeout})
+
+    def _legacy_reader(self) -> Any:
+        """The engine's v1 reader when the server runs Chroma 0.4/0.5, else None."""
+        from chroma_runbook.connection import ConnectionSpec
+        from chroma_runbook.source import HttpSource, probe_version
+
+        spec = ConnectionSpec.from_dict({"url": self.url, "headers": dict(self.settings.headers),
+                                         "timeout": self.timeout})
+        version = probe_version(spec)
+        return HttpSource(spec, version) if version.legacy else None
+
+    def api_prefix(self) -> str:
+        """Where collections live on this server's REST API (v1 on a 0.4/0.5 server)."""
+        from chroma_runbook.source import HttpSource
+
+        try:
+            legacy = isinstance(self.client(), HttpSource)
+        except Exception:  # noqa: BLE001 - unreachable: the request itself reports it
+            legacy = False
+        if legacy:
+            return "/api/v1"
+        return API.format(tenant=quote(self.settings.tenant, safe=""), database=quote(self.settings.database, safe=""))
 
     def warm_up(self) -> Optional[str]:
         """Import chromadb and connect before serving, so the first /health is quick; the error if any."""
@@ -192,8 +217,7 @@ class ChromaGateway:
 
     def _http(self, method: str, path: str, body: Optional[dict[str, Any]] = None) -> tuple[int, dict[str, Any]]:
         data = json.dumps(body).encode() if body is not None else None
-        api = API.format(tenant=quote(self.settings.tenant, safe=""), database=quote(self.settings.database, safe=""))
-        request = urllib.request.Request(self.url + api + path, data=data, method=method,
+        request = urllib.request.Request(self.url + self.api_prefix() + path, data=data, method=method,
                                          headers={**self.settings.headers, "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as resp:

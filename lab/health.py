@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional
 from .layout import APP_PROGRAMS, LabLayout
 
 HEARTBEAT = "/api/v2/heartbeat"
+LEGACY_HEARTBEAT = "/api/v1/heartbeat"    # a 0.4/0.5 source (1.x answers 410 there)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,10 @@ def get_json(url: str, timeout: float = 3.0) -> tuple[int, Optional[dict[str, An
 
 
 def probe_chroma(component: str, url: str) -> Probe:
+    """Heartbeat of a 1.x server, or of a 0.4/0.5 one (v1 only)."""
     status, _ = get_json(url + HEARTBEAT)
+    if status == 404:
+        status, _ = get_json(url + LEGACY_HEARTBEAT)
     return Probe(component, status == 200, "heartbeat ok" if status == 200 else f"heartbeat: HTTP {status or 'down'}")
 
 

@@ -53,12 +53,14 @@ def _say(message: str) -> None:
     print(f"lab: {message}", flush=True)
 
 
-def resolve_layout(directory: Path | str, port_base: Optional[int]) -> LabLayout:
-    """The layout for --dir/--port-base; without --port-base, the one lab.json records (or 8000)."""
+def resolve_layout(directory: Path | str, port_base: Optional[int], source: Optional[str] = None) -> LabLayout:
+    """The layout for --dir/--port-base/--source; what is not given comes from lab.json (or 8000, 1.x)."""
+    recorded = read_map(Path(directory).expanduser().resolve() / "lab.json")
     if port_base is None:
-        recorded = read_map(Path(directory).expanduser().resolve() / "lab.json")
         port_base = int(recorded.get("port_base", DEFAULT_PORT_BASE))
-    return LabLayout.create(directory, port_base)
+    if source is None:
+        source = str(recorded.get("source_version") or "")
+    return LabLayout.create(directory, port_base, source)
 
 
 def read_map(path: Path) -> dict[str, Any]:
@@ -92,6 +94,10 @@ def _check_same_base(layout: LabLayout) -> None:
         state = "runs" if is_running(layout) else "was made"
         raise LabError(f"the lab in {layout.root} {state} on port base {recorded}, not {layout.port_base}; "
                        f"use --port-base {recorded} or another --dir")
+    source = read_map(layout.lab_json).get("source_version")
+    if source is not None and source != layout.source and layout.data_dir("source_chroma").exists():
+        raise LabError(f"the lab in {layout.root} holds a source made by Chroma {source or '1.x'}, not "
+                       f"{layout.source or '1.x'}; use another --dir, or lab-clean first")
 
 
 @contextmanager
@@ -159,6 +165,12 @@ def write_map(layout: LabLayout, dataset_info: dict[str, Any]) -> None:
 def _load_dataset(layout: LabLayout, requested: dict[str, Any], say: Say) -> dict[str, Any]:
     """Load the dataset into the source unless it holds it; returns what the source holds."""
     recorded = read_map(layout.lab_json).get("dataset")
+    if layout.source:   # a legacy source is loaded by its own version's client
+        from . import legacy
+
+        say(legacy.load_dataset(layout.source, layout.url("source_chroma"), requested["variant"],
+                                requested["scale"], requested["seed"]))
+        return requested
     report = dataset.load(layout.url("source_chroma"), requested["variant"], requested["scale"], requested["seed"])
     if report.loaded:
         say(f"source {layout.url('source_chroma')}: {report.summary()}")
@@ -178,6 +190,10 @@ def up(layout: LabLayout, variant: str = "legacy", scale: float = 1.0, seed: int
     """Bring the lab up (or repair it); returns the final health probes."""
     bin_dir = venv_bin()
     _check_tools(bin_dir)
+    if layout.source:
+        from . import legacy
+
+        say(f"source: Chroma {layout.source} from {legacy.ensure_venv(layout.source)}")
     _check_same_base(layout)
     _refuse_strangers(layout)
     with _lab_lock(layout):
@@ -292,6 +308,9 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                              "reached over SSH (lab/netns.py)")
     parser.add_argument("--port-base", type=int, default=None,
                         help=f"first of the lab's 12 ports (default: the one in DIR/lab.json, else {DEFAULT_PORT_BASE})")
+    parser.add_argument("--source", default=None,
+                        help="up: run the source with a legacy Chroma (0.4.24 or 0.5.23, from .cache/legacy); "
+                             "'' for the project's chromadb (default: what DIR/lab.json records)")
     parser.add_argument("--variant", choices=dataset.VARIANTS, default="legacy", help="dataset loaded by up")
     parser.add_argument("--scale", type=float, default=1.0, help="dataset size factor for up")
     parser.add_argument("--seed", type=int, default=dataset.DEFAULT_SEED)
@@ -324,7 +343,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.hosts == "netns":
             return _main_netns(args)
         args.dir = args.dir or str(DEFAULT_DIR)
-        layout = resolve_layout(args.dir, args.port_base)
+        layout = resolve_layout(args.dir, args.port_base, args.source)
         if args.action == "up":
             started = time.monotonic()
             up(layout, args.variant, args.scale, args.seed, args.timeout)

@@ -36,13 +36,19 @@ class LabLayout:
 
     root: Path
     port_base: int
+    source: str = ""   # "" = the project's chromadb; "0.4.24"/"0.5.23" = a legacy source (lab/legacy.py)
 
     @classmethod
-    def create(cls, root: Path | str = DEFAULT_DIR, port_base: int = DEFAULT_PORT_BASE) -> "LabLayout":
-        """Validate ``root`` (--dir) and ``port_base`` (--port-base)."""
+    def create(cls, root: Path | str = DEFAULT_DIR, port_base: int = DEFAULT_PORT_BASE,
+               source: str = "") -> "LabLayout":
+        """Validate ``root`` (--dir), ``port_base`` (--port-base) and ``source`` (--source)."""
         if not 1024 <= port_base <= 65535 - PORT_SPAN:
             raise LayoutError(f"--port-base must be within 1024..{65535 - PORT_SPAN}, got {port_base}")
-        layout = cls(Path(root).expanduser().resolve(), port_base)
+        from .legacy import VERSIONS
+
+        if source and source not in VERSIONS:
+            raise LayoutError(f"--source must be one of {', '.join(VERSIONS)} (or empty), got {source!r}")
+        layout = cls(Path(root).expanduser().resolve(), port_base, source)
         if len(str(layout.supervisor_socket)) > UNIX_SOCKET_MAX:
             raise LayoutError(f"--dir {layout.root} is too long for a unix socket path "
                               f"({layout.supervisor_socket}); use a shorter directory")
@@ -138,7 +144,12 @@ class LabLayout:
         """The command supervisord runs for ``program``."""
         port = self.port(program)
         if program in CHROMA_PROGRAMS:
-            return f"{venv_bin / 'chroma'} run --path {self.data_dir(program)} --host {HOST} --port {port}"
+            chroma_bin = venv_bin
+            if program == "source_chroma" and self.source:
+                from .legacy import bin_dir
+
+                chroma_bin = bin_dir(self.source)
+            return f"{chroma_bin / 'chroma'} run --path {self.data_dir(program)} --host {HOST} --port {port}"
         return (f"{venv_bin / 'python'} -m lab.demo_app --name {program} --config {self.app_env(program)} "
                 f"--style {APP_STYLES[program]} --host {HOST} --port {port}")
 
@@ -147,6 +158,7 @@ class LabLayout:
         return {
             "dir": str(self.root),
             "port_base": self.port_base,
+            "source_version": self.source,
             "repo": str(REPO),
             "ports": self.ports,
             "urls": {"front_door": self.front_door_url, "source": self.url("source_chroma"),
