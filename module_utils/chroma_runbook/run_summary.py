@@ -6,7 +6,7 @@ from typing import Any, Mapping, Optional
 from .run_state import parse_time, seconds_between
 
 # The order steps are shown in; unknown steps follow in start order.
-STEP_ORDER = ("preflight", "freeze", "snapshot", "migrate", "validate", "gate", "cutover", "rollback")
+STEP_ORDER = ("preflight", "precopy", "freeze", "snapshot", "migrate", "validate", "gate", "cutover", "rollback")
 
 
 def _ordered_steps(steps: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -64,6 +64,14 @@ def freeze_window(state: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def app_write_outages(state: Mapping[str, Any]) -> dict[str, Optional[float]]:
+    """Per app: seconds from the freeze until it accepted writes on the target (healthy there)."""
+    frozen_at = state.get("data", {}).get("freeze", {}).get("frozen_at")
+    apps = state.get("data", {}).get("apps", {}) or {}
+    return {name: seconds_between(frozen_at, app.get("writes_open_at"))
+            for name, app in sorted(apps.items()) if frozen_at and app.get("writes_open_at")}
+
+
 def migration_duration(state: Mapping[str, Any]) -> Optional[float]:
     """From the run's first step start to the end of its cutover."""
     steps = state.get("steps", {})
@@ -82,9 +90,12 @@ def summarize(state: Mapping[str, Any], limits: Optional[Mapping[str, float]] = 
     """Timings, freeze window and targets met, ready to print and to store."""
     limits = dict(limits or {})
     freeze = freeze_window(state)
+    outages = app_write_outages(state)
+    freeze["app_write_outage_s"] = outages
     figures = {
         "migration_s": migration_duration(state),
         "write_freeze_s": freeze["duration_s"],
+        "max_app_write_outage_s": max((v for v in outages.values() if v is not None), default=None),
         "rollback_to_service_s": rollback_duration(state),
     }
     within = {

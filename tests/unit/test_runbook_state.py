@@ -117,11 +117,23 @@ def test_summary_compares_figures_with_limits() -> None:
     state = _state(freeze={"frozen_at": "2026-01-01T00:00:03.000Z"},
                    rollback={"started_at": "2026-01-01T00:01:00.000Z", "service_restored_at": "2026-01-01T00:01:12.500Z"})
     summary = summarize(state, {"migration_s": 60, "write_freeze_s": 45, "rollback_to_service_s": 20})
-    assert summary["figures"] == {"migration_s": 50.0, "write_freeze_s": 47.0, "rollback_to_service_s": 12.5}
-    assert summary["within_limits"] == {"migration_s": True, "write_freeze_s": False, "rollback_to_service_s": True}
+    assert summary["figures"] == {"migration_s": 50.0, "write_freeze_s": 47.0, "max_app_write_outage_s": None,
+                                  "rollback_to_service_s": 12.5}
+    assert summary["within_limits"] == {"migration_s": True, "write_freeze_s": False, "max_app_write_outage_s": None,
+                                        "rollback_to_service_s": True}
     lines = render_lines(summary)
     assert any("write freeze: 47.0 s (target <= 45 s: MISSED)" in line for line in lines), lines
     assert [row["step"] for row in summary["steps"]] == ["preflight", "cutover"]
+
+
+def test_summary_reports_the_largest_app_write_outage() -> None:
+    state = _state(freeze={"frozen_at": "2026-01-01T00:00:03.000Z"},
+                   apps={"app_a": {"writes_open_at": "2026-01-01T00:00:10.500Z"},
+                         "app_b": {"writes_open_at": "2026-01-01T00:00:12.000Z"}, "app_c": {}})
+    summary = summarize(state, {"write_freeze_s": 15})
+    assert summary["freeze"]["app_write_outage_s"] == {"app_a": 7.5, "app_b": 9.0}
+    assert summary["figures"]["max_app_write_outage_s"] == 9.0
+    assert any("max app write outage: 9.0 s" in line for line in render_lines(summary))
 
 
 def test_describe_runs_lists_statuses_oldest_first(tmp_path: Path) -> None:
