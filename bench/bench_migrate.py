@@ -18,6 +18,10 @@ pair of servers and the same records:
 Ratio = migration rate / plain add rate over the same records (>= 0.85 wanted); each migration
 is compared with the mean of the plain runs just before and after it.
 Peak RSS of the module process (its own getrusage and a psutil sampler) at each --rss-sizes.
+--one-collection: instead, one collection of --records x 768 (cosine): plain add(), the playbook
+without pre-copy (one chroma_migrate task, the window of chroma_precopy=false), plain add()
+again, then the playbook with pre-copy (chroma_migrate precopy=true, then the delta: the two
+tasks migrate.yml runs), each rate against the mean of the plain runs.
 Prints figures; asserts nothing.
 """
 from __future__ import annotations
@@ -154,7 +158,7 @@ def migrate(workdir: Path, name: str, source: ChromaServer, target: ChromaServer
     if proc.returncode != 0:
         print(proc.stdout[-3000:], proc.stderr[-2000:])
         raise SystemExit(f"migration {name} failed")
-    return json.loads((ck / f"{name}.checkpoint.json").read_text())["result"], wall, sampler.peak
+    return json.loads((ck / f"{name}.checkpoint.json").read_text()).get("result") or {}, wall, sampler.peak
 
 
 def describe(label: str, result: dict[str, Any], wall: float, rss: int) -> None:
@@ -200,6 +204,64 @@ def bench_ratio(records: int, writers: int) -> None:
             target.stop()
 
 
+def load_one(server: ChromaServer, records: int) -> tuple[list[str], np.ndarray, list[str], list[dict[str, Any]]]:
+    """One cosine collection ``one`` of ``records`` x 768 on ``server``; its rows (for the plain add)."""
+    rng = np.random.default_rng(40)
+    ids = [f"one-{i}" for i in range(records)]
+    emb = rng.standard_normal((records, 768)).astype(np.float32)
+    docs = [f"document {i} of the single-collection benchmark" for i in range(records)]
+    metas: list[dict[str, Any]] = [{"i": i, "tag": f"t{i % 7}"} for i in range(records)]
+    col = server.client().create_collection("one", configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+    for start in range(0, records, BATCH):
+        col.add(ids=ids[start:start + BATCH], embeddings=emb[start:start + BATCH], documents=docs[start:start + BATCH],
+                metadatas=metas[start:start + BATCH])
+    return ids, emb, docs, metas
+
+
+def plain_add_one(server: ChromaServer, rows: tuple[list[str], np.ndarray, list[str], list[dict[str, Any]]],
+                  name: str) -> float:
+    """Seconds to add ``rows`` into a fresh cosine collection (batch 1000, one thread); dropped after."""
+    ids, emb, docs, metas = rows
+    client = server.client()
+    col = client.create_collection(name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+    started = time.perf_counter()
+    for start in range(0, len(ids), BATCH):
+        col.add(ids=ids[start:start + BATCH], embeddings=emb[start:start + BATCH], documents=docs[start:start + BATCH],
+                metadatas=metas[start:start + BATCH])
+    seconds = time.perf_counter() - started
+    client.delete_collection(name)
+    return seconds
+
+
+def bench_one_collection(records: int, writers: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-migrate-one-") as tmp:
+        root = Path(tmp)
+        source, target = start_in(root, "source"), start_in(root, "target")
+        try:
+            rows = load_one(source, records)
+            s1 = plain_add_one(target, rows, "plain1")
+            print(f"plain add #1: {records} records in {s1:.1f}s = {records / s1:,.0f} rec/s")
+            plain, wall, _ = migrate(root, "plain", source, target, writers=writers)
+            print(f"  playbook without pre-copy: {plain['imported']} records in {wall:.1f}s "
+                  f"({plain['imported'] / wall:,.0f} rec/s)")
+            target.client().delete_collection("one")
+            s2 = plain_add_one(target, rows, "plain2")
+            print(f"plain add #2: {records} records in {s2:.1f}s = {records / s2:,.0f} rec/s")
+            rate = 2 * records / (s1 + s2)
+            print(f"RATIO one collection, without pre-copy: {plain['imported'] / wall / rate:.2f} (wanted >= 0.85)")
+            pre, wall_pre, _ = migrate(root, "pre", source, target, writers=writers, precopy=True)
+            delta, wall_delta, _ = migrate(root, "pre", source, target, writers=writers)
+            whole = wall_pre + wall_delta
+            print(f"  playbook with pre-copy: pre-copy {wall_pre:.1f}s + delta {wall_delta:.1f}s = {whole:.1f}s "
+                  f"({delta['imported'] / whole:,.0f} rec/s); pre-copy alone {records / wall_pre:,.0f} rec/s")
+            print(f"RATIO one collection, with pre-copy (both tasks): {delta['imported'] / whole / rate:.2f}; "
+                  f"pre-copy task alone: {records / wall_pre / rate:.2f} (wanted >= 0.85)")
+            print(f"load average at the end {os.getloadavg()[0]:.2f}")
+        finally:
+            source.stop()
+            target.stop()
+
+
 def bench_rss(records: int, writers: int) -> None:
     scale = scale_for(records)
     with tempfile.TemporaryDirectory(prefix="bench-migrate-rss-") as tmp:
@@ -223,8 +285,13 @@ def main() -> int:
     parser.add_argument("--writers", type=int, default=1)
     parser.add_argument("--skip-ratio", action="store_true")
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--one-collection", action="store_true",
+                        help="one collection of --records x 768, with and without the pre-copy (nothing else)")
     args = parser.parse_args()
     print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f} (other work on the box skews figures)")
+    if args.one_collection:
+        bench_one_collection(args.records, args.writers)
+        return 0
     if not args.skip_ratio:
         bench_ratio(args.records, args.writers)
     if not args.skip_rss:

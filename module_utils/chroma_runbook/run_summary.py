@@ -72,6 +72,27 @@ def app_write_outages(state: Mapping[str, Any]) -> dict[str, Optional[float]]:
             for name, app in sorted(apps.items()) if frozen_at and app.get("writes_open_at")}
 
 
+def precopy_split(state: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+    """What ran before the freeze (the pre-copy, live) and what under it (the delta, its checks)."""
+    steps = state.get("steps", {})
+    pre = (steps.get("precopy") or {}).get("result") or {}
+    migrate = (steps.get("migrate") or {}).get("result") or {}
+    delta = migrate.get("delta") or {}
+    if not pre and not delta:
+        return None
+    return {
+        "before_freeze": {"records_read": pre.get("read"), "staged": pre.get("added", 0) + pre.get("replaced", 0),
+                          "duration_s": pre.get("duration_s"),
+                          "checks": "every record transformed and validated against the profile while live"},
+        "under_freeze": {"records_read": delta.get("read"), "added": delta.get("added"),
+                         "replaced": delta.get("replaced"), "deleted": delta.get("deleted"),
+                         "duration_s": delta.get("duration_s"), "verified_records": migrate.get("verified_records"),
+                         "checks": "whole frozen source validated again (rejects, min_valid_ratio); counts of every "
+                                   "target; every record the delta sent plus the sample compared field by field; "
+                                   "then the eight checks of the validate step"},
+    }
+
+
 def migration_duration(state: Mapping[str, Any]) -> Optional[float]:
     """From the run's first step start to the end of its cutover."""
     steps = state.get("steps", {})
@@ -108,6 +129,7 @@ def summarize(state: Mapping[str, Any], limits: Optional[Mapping[str, float]] = 
         "status_reason": state.get("status_reason", ""),
         "steps": step_timings(state),
         "freeze": freeze,
+        "precopy": precopy_split(state),
         "figures": figures,
         "limits": limits,
         "within_limits": within,
@@ -128,6 +150,15 @@ def render_lines(summary: Mapping[str, Any]) -> list[str]:
         limit = limits.get(name)
         verdict = "" if limit is None else (" (target <= %g s: %s)" % (limit, "met" if value <= limit else "MISSED"))
         lines.append(f"  {name.replace('_s', '').replace('_', ' ')}: {value:.1f} s{verdict}")
+    split = summary.get("precopy")
+    if split:
+        before, under = split["before_freeze"], split["under_freeze"]
+        lines.append(f"  before the freeze (live): pre-copy read {before['records_read']}, staged {before['staged']}"
+                     f" in {before['duration_s']} s")
+        if under.get("records_read") is not None:
+            lines.append(f"  under the freeze: delta read {under['records_read']}, added {under['added']}, replaced "
+                         f"{under['replaced']}, deleted {under['deleted']} in {under['duration_s']} s; verified "
+                         f"{under['verified_records']} records (every one sent + sample) and all counts")
     freeze = summary["freeze"]
     if freeze.get("still_frozen_for_apps"):
         lines.append(f"  writes frozen since {freeze['frozen_at']} and still frozen")

@@ -236,3 +236,22 @@ def test_sigkill_during_the_delta_then_resume_equals_the_source(chroma_pair, tmp
     assert result["verification"]["passed"]
     assert result["phases"]["delta"]["added"] + result["phases"]["delta"]["replaced"] > 0
     assert_equal(exact(target.client()), expected_from_source(source.client()))
+
+
+def test_the_gate_judges_the_frozen_source_and_drops_the_precopied_staging(chroma_pair, tmp_path: Path) -> None:
+    source, target = chroma_pair
+    fill(source.client())
+    ck = tmp_path / "ck"
+    run_migration(options(source, target, ck, precopy=True))
+    # after the pre-copy, a fifth of pre_a turns invalid (zero vectors in a cosine collection)
+    source.client().get_collection("pre_a").update(ids=[f"pre_a-{i}" for i in range(300)],
+                                                   embeddings=np.zeros((300, DIM), dtype=np.float32))
+    with pytest.raises(Exception) as err:
+        run_migration(options(source, target, ck))
+    assert "below min_valid_ratio" in str(err.value) and "were dropped" in str(err.value)
+    assert target.client().list_collections() == []
+    rejects = Path(ck / "pc.rejects.jsonl").read_text().splitlines()
+    assert len(rejects) == 300
+    store = FingerprintStore(fingerprint_path(str(ck), "pc"))
+    assert store.counts() == {}
+    store.close()

@@ -136,6 +136,17 @@ def test_summary_reports_the_largest_app_write_outage() -> None:
     assert any("max app write outage: 9.0 s" in line for line in render_lines(summary))
 
 
+def test_summary_says_what_ran_before_and_under_the_freeze() -> None:
+    state = _state(freeze={"frozen_at": "2026-01-01T00:00:03.000Z"})
+    state["steps"]["precopy"] = {"outcome": "ok", "result": {"read": 100, "added": 98, "replaced": 0, "duration_s": 4.0}}
+    state["steps"]["migrate"] = {"outcome": "ok", "result": {"verified_records": 12, "delta": {
+        "read": 101, "added": 3, "replaced": 2, "deleted": 1, "duration_s": 0.5}}}
+    lines = render_lines(summarize(state))
+    assert "  before the freeze (live): pre-copy read 100, staged 98 in 4.0 s" in lines
+    assert any(line.startswith("  under the freeze: delta read 101, added 3, replaced 2, deleted 1") for line in lines)
+    assert summarize(_state())["precopy"] is None
+
+
 def test_describe_runs_lists_statuses_oldest_first(tmp_path: Path) -> None:
     first = rs.open_run(tmp_path).paths
     rs.mutate_state(first, lambda s: rs.set_status(s, "rolled_back", "x"))
