@@ -340,7 +340,9 @@ class Migration:
                         precopy={"would_read": sum(counts.values()), "source_counts": counts})
         self._check_names_early(tgt_client, sources)
         started = now_iso()
-        state.save(phase="precopy", precopy={"started_at": started, "source_counts": counts})
+        state.save(phase="precopy", precopy={"started_at": started, "source_counts": counts,
+                                             "batch_size": self.opts.batch_size},
+                   synced_chunks=0, synced_batches=0)
         self.log.event("phase", phase="precopy", collections=[s.describe() for s in sources])
         t0 = time.perf_counter()
         scan, sync = self._sync(src_client, tgt_client, sources, live=True)
@@ -364,7 +366,7 @@ class Migration:
             staging = self._staging_area(tgt_client, sources)
             self.phases["delta"] = dict(delta, reused=True)
         else:
-            state.save(phase="delta", delta={"started_at": now_iso()})
+            state.save(phase="delta", delta={"started_at": now_iso()}, synced_chunks=0, synced_batches=0)
             self.log.event("phase", phase="delta", collections=[s.describe() for s in sources])
             t0 = time.perf_counter()
             scan, sync = self._sync(src_client, tgt_client, sources, live=False)
@@ -405,7 +407,9 @@ class Migration:
                            self._fingerprints(),
                            SyncOptions(opts.batch_size, opts.max_body_bytes, opts.page_size, opts.verify_sample,
                                        opts.writers, opts.max_retries, opts.retry_delay),
-                           progress=self._scan_progress, log=self.log.event)
+                           log=self.log.event)
+        sync.progress = lambda scan: self._scan_progress(scan, synced=(sync.stats.added + sync.stats.replaced,
+                                                                       sync.stats.batches))
         return sync.run(live, opts.rejects_path), sync
 
     def _staging_area(self, tgt_client: Any, sources: list[SourceCollection]) -> StagingArea:
@@ -503,13 +507,14 @@ class Migration:
                        rejects_by_issue=scan.by_issue,
                        total_batches=sum(t["batches"] for t in scan.targets.values()))
 
-    def _scan_progress(self, scan: ScanResult) -> None:
+    def _scan_progress(self, scan: ScanResult, synced: Optional[tuple[int, int]] = None) -> None:
         if self._import_errors:  # the import running alongside stopped for good: stop reading too
             raise self._import_errors[0]
         now = time.monotonic()
         if self.state is not None and now - self._last_progress >= 2.0:
             self._last_progress = now
-            self.state.save(exported_chunks=scan.total, rejected_so_far=scan.rejected)
+            extra = {} if synced is None else {"synced_chunks": synced[0], "synced_batches": synced[1]}
+            self.state.save(exported_chunks=scan.total, rejected_so_far=scan.rejected, **extra)
         if self.progress is not None:
             self.progress({"phase": "export", "read": scan.total, "valid": scan.valid, "rejected": scan.rejected})
 
