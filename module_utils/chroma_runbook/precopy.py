@@ -75,6 +75,8 @@ class FingerprintStore:
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
+        if not os.path.exists(path):  # private like the checkpoint and the spool (SQLite's -wal/-shm follow)
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

@@ -179,6 +179,7 @@ def test_a_repeated_precopy_sends_nothing_and_a_store_records_every_staged_recor
     second = run_migration(options(source, target, ck, precopy=True))
     assert first["precopy"]["added"] == sum(N.values())
     assert (second["precopy"]["added"], second["precopy"]["replaced"]) == (0, 0) and not second["changed"]
+    assert Path(fingerprint_path(str(ck), "pc")).stat().st_mode & 0o077 == 0
     store = FingerprintStore(fingerprint_path(str(ck), "pc"))
     known = store.load()
     store.close()
