@@ -82,7 +82,8 @@ def run_in_venv(version: str, args: list[str], timeout: float = 1800) -> subproc
     """Run ``python args...`` in the venv of ``version`` with the repo (lab, engine) importable."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "module_utils")]),
                ANONYMIZED_TELEMETRY="False")
-    return subprocess.run([str(bin_dir(version) / "python"), *args], cwd=str(REPO), env=env,
+    # cwd: old clients write chroma.log into the working directory; keep it out of the repo
+    return subprocess.run([str(bin_dir(version) / "python"), *args], cwd=str(venv_dir(version)), env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
