@@ -83,10 +83,10 @@ def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookReceiv
         hooks.stop()
 
 
-def _remote_addresses(run: PlaybookRun, host: str) -> set[str]:
-    return {e["event_data"].get("remote_addr", "") for e in run.events
-            if e.get("event") == "runner_on_ok" and e["event_data"].get("host") == host
-            and not e["event_data"].get("delegated_host")}
+def _ssh_logins(lab: HostsLab, host: str) -> list[str]:
+    """Logins with the lab's key that the host's own sshd accepted (its log, LogLevel VERBOSE)."""
+    log = Path(lab.map["hosts"][host]["dir"]) / "logs" / "sshd.log"
+    return [line for line in log.read_text().splitlines() if "Accepted publickey" in line]
 
 
 def test_migrate_over_ssh_cuts_both_app_hosts_over(lab: HostsLab, tmp_path: Path) -> None:
@@ -94,10 +94,14 @@ def test_migrate_over_ssh_cuts_both_app_hosts_over(lab: HostsLab, tmp_path: Path
     run = lab.playbook("migrate.yml", tmp_path, {"confirm": "yes"})
     assert run.status == "successful", run.explain()
     hosts = lab.map["hosts"]
-    # the proxy and the apps were reached over SSH at their namespace addresses
+    # the proxy and the apps were reached over SSH, each by its own sshd, from the controller's veth
+    gateway = lab.map["network"]["gateway"]
     for host in ("lab_proxy", "app_openwebui", "app_chatbot"):
-        assert hosts[host]["address"] in _remote_addresses(run, host), (host, _remote_addresses(run, host))
+        logins = _ssh_logins(lab, host)
+        assert logins and all(f"from {gateway} " in line for line in logins), (host, logins[:3])
         assert hosts[host]["address"].startswith("10.231.")
+    assert any(e["event_data"].get("host") == "app_chatbot" and e["event"] == "runner_on_ok"
+               and e["event_data"].get("task", "").startswith("Restart the app with supervisor") for e in run.events)
     for name in lab.apps:
         assert lab.app_health(name)["chroma_url"] == lab.target
         backup = lab.latest_run() / "backups" / name / "app.env"
