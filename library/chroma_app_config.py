@@ -117,6 +117,10 @@ changed_keys:
   returned: always
   type: list
   elements: str
+previous:
+  description: Each key's value in the file before the edit (null when the file lacked it), secret ones masked.
+  returned: always
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -181,6 +185,7 @@ def run_module() -> None:
         "secret_keys": secret,
         "values": {s.key: MASK if s.secret else s.value for s in wanted},
         "changed_keys": [s.key for s in wanted if current.get(s.key) != s.value],
+        "previous": {s.key: (MASK if s.secret and s.key in current else current.get(s.key)) for s in wanted},
     }
     if module._diff:
         result["diff"] = {"before_header": p["path"], "after_header": p["path"],
