@@ -168,8 +168,14 @@ class PlaybookRun:
 
 
 def run_playbook(lab: Lab, playbook: str, private_dir: Path, extravars: Optional[dict[str, Any]] = None,
-                 cmdline: str = "", timeout: int = 900, inventory: str = "lab.yml") -> PlaybookRun:
-    """ansible-playbook <repo>/<playbook> on this lab, through ansible-runner's Python API."""
+                 cmdline: str = "", timeout: int = 900, inventory: str | Path = "lab.yml",
+                 answers: Optional[dict[str, str]] = None) -> PlaybookRun:
+    """ansible-playbook <playbook> (relative to the repo, or absolute) on this lab, through ansible-runner's Python API.
+
+    ``inventory`` names a file of the repo's inventory/ or is a path anywhere (an operator's own
+    inventory); ``answers`` maps a prompt's regex to the line typed at it (ansible-runner runs
+    the playbook on a pty and answers like expect).
+    """
     private_dir.mkdir(parents=True, exist_ok=True)
     envvars = {
         "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
@@ -186,6 +192,7 @@ def run_playbook(lab: Lab, playbook: str, private_dir: Path, extravars: Optional
         envvars=envvars,
         quiet=True,
         timeout=timeout,
+        passwords=answers or {},
     )
     stdout_file = Path(runner.config.artifact_dir) / "stdout"
     return PlaybookRun(
