@@ -97,6 +97,10 @@ def test_happy_path_cuts_both_apps_over_and_leaves_the_source_frozen(lab: Lab, f
     summary = json.loads((reports / "summary.json").read_text())
     print("lab figures:", summary["figures"], "steps:", [(s["step"], s["duration_s"]) for s in summary["steps"]])
     assert summary["freeze"]["frozen_at"] and summary["figures"]["write_freeze_s"] > 0
+    # the measured freeze is kept for the next window's estimate (the confirmation prompt)
+    measured = json.loads((lab.runs_dir / "throughput.json").read_text())["run"]
+    assert measured["run_id"] == state["run_id"] and measured["records"] == 8832
+    assert measured["write_freeze_s"] == summary["figures"]["write_freeze_s"]
     # the migration ran in the background and showed progress from its checkpoint
     progress = [r.get("msg", "") for r in first_run.task_results("Progress")]
     # (the import runs in the pre-copy, chroma_precopy: true, or under the freeze without it)
