@@ -104,6 +104,7 @@ def test_dry_run_says_would_and_writes_nothing(lab: Lab, counts: dict[str, int],
     assert not [m for m in said if "serves from" in m or m.startswith(("Snapshot ", "Writes frozen", "MIGRATED"))], said
     summary = dry_run.task_results("Print the dry run's summary")[0]["msg"]
     assert summary[0].startswith(f"DRY RUN of run {run_id}: nothing was frozen"), summary
+    assert f"({run_dir} was not created), no reports and no summary.json" in summary[0], summary
     assert any("would snapshot" in line for line in summary) and any("would set CHROMADB_URL" in line for line in summary)
 
     # nothing was written but the measurement: no run directory, no summary.json, configs and snippets as they were
