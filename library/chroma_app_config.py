@@ -118,7 +118,7 @@ changed_keys:
   type: list
   elements: str
 previous:
-  description: Each key's value in the file before the edit (null when the file lacked it), secret ones masked.
+  description: Each key's value in the file before the edit (null when the file lacked it), secret ones masked when set.
   returned: always
   type: dict
 """
@@ -185,7 +185,7 @@ def run_module() -> None:
         "secret_keys": secret,
         "values": {s.key: MASK if s.secret else s.value for s in wanted},
         "changed_keys": [s.key for s in wanted if current.get(s.key) != s.value],
-        "previous": {s.key: (MASK if s.secret and s.key in current else current.get(s.key)) for s in wanted},
+        "previous": {s.key: (MASK if s.secret and current.get(s.key) else current.get(s.key)) for s in wanted},
     }
     if module._diff:
         result["diff"] = {"before_header": p["path"], "after_header": p["path"],

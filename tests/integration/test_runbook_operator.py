@@ -96,16 +96,20 @@ def test_dry_run_says_would_and_writes_nothing(lab: Lab, counts: dict[str, int],
                in m for m in snapshot), said
     assert any(m.startswith(f"would refuse writes at {lab.front_door} ") for m in said), said
     assert any(m.startswith("DRY RUN: would write ") and f"records to {lab.target}: " in m for m in said), said
-    for app in lab.apps:
-        config = lab.root / "apps" / app / "app.env"
-        assert any(m.startswith(f"{app}: would set CHROMADB_URL: {lab.front_door} → {lab.target} in {config} and restart {app} ")
-                   for m in said), said
+    config = lab.root / "apps" / "app_chatbot" / "app.env"
+    assert f"app_chatbot: would set CHROMADB_URL: {lab.front_door} → {lab.target} in {config} and restart app_chatbot " \
+           "(supervisor), then wait for its health" in " ".join(said), said
+    config = lab.root / "apps" / "app_openwebui" / "app.env"  # Open WebUI's keys: the port changes, headers masked
+    assert any(m.startswith(f"app_openwebui: would set CHROMA_HTTP_PORT: {lab.port_base} → {lab.port_base + 2}, "
+                            "CHROMA_HTTP_HEADERS: (not set) → ********")
+               and f"in {config} and restart app_openwebui (supervisor)" in m for m in said), said
     # nothing reads as if it had happened
     assert not [m for m in said if "serves from" in m or m.startswith(("Snapshot ", "Writes frozen", "MIGRATED"))], said
     summary = dry_run.task_results("Print the dry run's summary")[0]["msg"]
     assert summary[0].startswith(f"DRY RUN of run {run_id}: nothing was frozen"), summary
     assert f"({run_dir} was not created), no reports and no summary.json" in summary[0], summary
     assert any("would snapshot" in line for line in summary) and any("would set CHROMADB_URL" in line for line in summary)
+    assert not [line for line in summary if "lab-token" in line], summary
 
     # nothing was written but the measurement: no run directory, no summary.json, configs and snippets as they were
     assert sorted(p.name for p in lab.runs_dir.iterdir()) == ["throughput.json"]
