@@ -36,6 +36,17 @@ options:
     description: Also return each collection's configuration.
     type: bool
     default: true
+  fingerprint:
+    description:
+      - Also read every record and return C(fingerprint) (per collection its count and a SHA-256 of its records'
+        ids, documents, metadata and embeddings). It reads the whole database, like a snapshot.
+    type: bool
+    default: false
+  expected_fingerprint:
+    description:
+      - A C(fingerprint) returned earlier. When given, the fingerprint is taken and C(drift) lists each collection
+        created, dropped or written to since. The module never fails because of a drift; the caller decides.
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -120,11 +131,23 @@ count_check:
     summary:
       description: One line for an operator.
       type: str
+fingerprint:
+  description: C(collections) (name to C(count) and C(sha256)) and C(sha256) of them all.
+  returned: when fingerprint or expected_fingerprint is given
+  type: dict
+drift:
+  description: Collections whose fingerprint differs from O(expected_fingerprint) (C(collection), C(what), C(expected), C(actual)).
+  returned: when expected_fingerprint is given
+  type: list
+  elements: dict
 """
+
+from typing import Any, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.connection import ConnectionError_, ConnectionSpec, connection_option
+from ansible.module_utils.chroma_runbook.connection import ConnectionError_, ConnectionSpec, connect, connection_option
+from ansible.module_utils.chroma_runbook.fingerprint import drift, take_fingerprint
 from ansible.module_utils.chroma_runbook.server_inventory import compare_counts, read_inventory
 
 
@@ -136,6 +159,8 @@ def run_module() -> None:
             "expected_counts": {"type": "dict"},
             "tolerance": {"type": "int", "default": 0},
             "with_configuration": {"type": "bool", "default": True},
+            "fingerprint": {"type": "bool", "default": False},
+            "expected_fingerprint": {"type": "dict"},
         },
         supports_check_mode=True,
     )
@@ -163,7 +188,21 @@ def run_module() -> None:
             actual.update({n: -1 for n in expected if n not in actual})
         check = compare_counts(actual, expected, params["tolerance"])
         result["count_check"] = dict(check.as_dict(), summary=check.describe())
+    if params["fingerprint"] or params["expected_fingerprint"] is not None:
+        result.update(fingerprint_result(module, spec, names, params["expected_fingerprint"]))
     module.exit_json(**result)
+
+
+def fingerprint_result(module: AnsibleModule, spec: ConnectionSpec, names: Optional[list[str]],
+                       expected: Optional[dict[str, Any]]) -> dict[str, Any]:
+    try:
+        taken = take_fingerprint(connect(spec), names)
+    except Exception as exc:  # noqa: BLE001 - any client error means the server cannot be read
+        module.fail_json(msg=f"cannot fingerprint the collections of {spec.describe()}: {type(exc).__name__}: {exc}")
+    out: dict[str, Any] = {"fingerprint": taken}
+    if expected is not None:
+        out["drift"] = drift(expected, taken)
+    return out
 
 
 def main() -> None:

@@ -23,6 +23,9 @@ description:
     the file chroma_migrate takes with C(lock_dir=<runs_dir>/locks)) and, with C(run_id), the run's own
     C(checkpoint/migrate.lock); it returns whether a live process holds one and who (C(pid), C(host), C(run_id)).
     It creates nothing. The rollback refuses while a lock is held.
+  - C(action=paths) returns the names the engine gives things, so roles never rebuild them: the run's
+    C(paths) (with C(run_id): checkpoint file, staging-collection prefix, directories) and C(freeze_files).
+    It reads and writes nothing.
   - Check mode writes nothing and reports what would change.
 version_added: "1.0.0"
 author: chroma-runbook
@@ -33,7 +36,7 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [open, find, list, step_start, step_end, update, event, summary, lock_status]
+    choices: [open, find, list, step_start, step_end, update, event, summary, lock_status, paths]
   runs_dir:
     description: Directory holding one sub-directory per run.
     type: path
@@ -125,6 +128,13 @@ EXAMPLES = r"""
     step: snapshot
   register: step
 
+- name: Ask the engine for the run's checkpoint file and staging prefix
+  chroma_run:
+    action: paths
+    runs_dir: "{{ chroma_runs_dir }}"
+    run_id: "{{ run.run_id }}"
+  register: names
+
 - name: Record the snapshot step's end
   chroma_run:
     action: step_end
@@ -143,9 +153,16 @@ run_id:
   sample: 20261121T170102Z-3f2a
 paths:
   description: C(run_dir), C(state_file), C(log_file), C(rejects_file), C(checkpoint_dir), C(snapshot_dir),
-    C(backups_dir), C(reports_dir).
-  returned: always
+    C(backups_dir), C(reports_dir), C(checkpoint_file) (chroma_migrate's checkpoint) and C(staging_prefix)
+    (the prefix of this run's staging collections on the target).
+  returned: always (for C(paths), when O(run_id) is given)
   type: dict
+freeze_files:
+  description: For C(paths), the file names the proxy freeze writes, C(map) (nginx http level) and C(gate)
+    (front-door server).
+  returned: when action is paths
+  type: dict
+  sample: {"map": "chroma_runbook_freeze_map.conf", "gate": "chroma_runbook_freeze_gate.conf"}
 state:
   description: The run's state after the action.
   returned: always
@@ -188,12 +205,13 @@ event:
 """
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible.module_utils.chroma_runbook import run_state as rs
 from ansible.module_utils.chroma_runbook.connection import ConnectionError_, ConnectionSpec, connection_option
+from ansible.module_utils.chroma_runbook.names import FREEZE_FILES
 from ansible.module_utils.chroma_runbook.run_lock import LOCK_NAME, lock_status, target_lock_path
 from ansible.module_utils.chroma_runbook.run_summary import render_lines, summarize
 
@@ -280,6 +298,15 @@ def do_lock_status(module: AnsibleModule, runs_dir: Path) -> dict[str, Any]:
     return dict(changed=False, lock=dict(held, checked=paths))
 
 
+def do_paths(runs_dir: Path, run_id: Optional[str]) -> dict[str, Any]:
+    """The engine's names (read-only): the run's paths when ``run_id`` is given, the freeze files."""
+    result: dict[str, Any] = dict(changed=False, freeze_files=dict(FREEZE_FILES))
+    if run_id:
+        paths = rs.RunPaths(runs_dir, rs.validate_run_id(run_id))
+        result.update(run_id=paths.run_id, paths=paths.as_dict())
+    return result
+
+
 def mutate_state_or_fail(module: AnsibleModule, paths: rs.RunPaths, change: Any, write: bool) -> Any:
     try:
         return rs.mutate_state(paths, change, write)
@@ -292,7 +319,7 @@ def run_module() -> None:
         argument_spec={
             "action": {"type": "str", "required": True,
                        "choices": ["open", "find", "list", "step_start", "step_end", "update", "event", "summary",
-                                   "lock_status"]},
+                                   "lock_status", "paths"]},
             "runs_dir": {"type": "path", "required": True},
             "run_id": {"type": "str"},
             "reuse": {"type": "bool", "default": True},
@@ -325,6 +352,8 @@ def run_module() -> None:
             module.exit_json(**do_lock_status(module, runs_dir))
         if action == "list":
             module.exit_json(changed=False, runs=rs.describe_runs(runs_dir))
+        if action == "paths":
+            module.exit_json(**do_paths(runs_dir, p["run_id"]))
         if action == "find":
             paths, state = rs.find_run(runs_dir, p["run_id"] or None)
             module.exit_json(changed=False, run_id=paths.run_id, paths=paths.as_dict(), state=state)

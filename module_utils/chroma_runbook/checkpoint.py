@@ -10,12 +10,13 @@ from typing import Any, Optional
 
 from .clock import utc_stamp
 from .fsutil import write_json_atomic
+from .names import checkpoint_file
 
 CHECKPOINT_VERSION = 1
 
 
 def checkpoint_path(checkpoint_dir: str, run_id: str) -> str:
-    return os.path.join(checkpoint_dir, f"{run_id}.checkpoint.json")
+    return checkpoint_file(checkpoint_dir, run_id)
 
 
 def write_atomic(path: str, data: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 
 from .clock import compact_stamp, utc_stamp
 from .fsutil import DIR_MODE, FILE_MODE, open_private, write_json_atomic
+from .names import checkpoint_file, staging_prefix
 
 STATE_FILE = "state.json"
 LOG_FILE = "run.log.jsonl"
@@ -113,6 +114,8 @@ class RunPaths:
             "rejects_file": str(self.run_dir / "rejects.jsonl"),
         }
         paths.update({f"{name}_dir": str(self.run_dir / name) for name in PATH_DIRS})
+        paths["checkpoint_file"] = checkpoint_file(paths["checkpoint_dir"], self.run_id)
+        paths["staging_prefix"] = staging_prefix(self.run_id)
         return paths
 
 

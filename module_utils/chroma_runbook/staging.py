@@ -14,29 +14,11 @@ finished by the next attempt.
 """
 from __future__ import annotations
 
-import hashlib
 import threading
 from typing import Any, Callable, Optional
 
 from .importer import TargetAction, TargetPlan, create_collection, find_collection
-
-STAGING_PREFIX = "staging-"
-MAX_NAME = 512
-
-
-def staging_prefix(run_id: str) -> str:
-    """``staging-<10 hex of sha1(run_id)>-``: what rollback looks for to drop a run's leftovers."""
-    return f"{STAGING_PREFIX}{hashlib.sha1(run_id.encode('utf-8')).hexdigest()[:10]}-"
-
-
-def staging_name(run_id: str, target: str) -> str:
-    """The staging collection of ``target`` in run ``run_id`` (a valid Chroma collection name)."""
-    prefix = staging_prefix(run_id)
-    if len(prefix) + len(target) <= MAX_NAME:
-        return prefix + target
-    digest = hashlib.sha1(target.encode("utf-8")).hexdigest()[:10]  # keeps a cut name unique
-    return prefix + target[: MAX_NAME - len(prefix) - len(digest) - 1] + "-" + digest
-
+from .names import MAX_NAME, STAGING_PREFIX, staging_name, staging_prefix  # noqa: F401 - the name rule lives in names
 
 class StagingLost(RuntimeError):
     """A staging collection that holds acknowledged batches has disappeared."""

@@ -1,5 +1,6 @@
-"""rollback.yml finds an interrupted migration's staging collections by the same name rule
-chroma_migrate uses (the role's Jinja expression against module_utils' staging_prefix)."""
+"""Each name rule lives once, in the engine (module_utils/chroma_runbook/names.py): roles ask
+``chroma_run action=paths`` (or read the paths open/find return) for staging-collection
+prefixes, checkpoint files and freeze files, and never rebuild them in Jinja."""
 from __future__ import annotations
 
 import json
@@ -8,8 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from chroma_runbook.staging import staging_name, staging_prefix
+from chroma_runbook.names import FREEZE_FILES, checkpoint_file, staging_name, staging_prefix
 from migrate_play import REPO, ansible_env
+
+
+def adhoc(*args: str) -> dict:
+    proc = subprocess.run([str(REPO / ".venv" / "bin" / "ansible"), "localhost", "-c", "local", *args],
+                          env={**ansible_env(), "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}, cwd=str(REPO),
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.split("=>", 1)[1])
+
+
+def engine_paths(runs_dir: Path, run_id: str) -> dict:
+    return adhoc("-m", "chroma_run", "-a", f"action=paths runs_dir={runs_dir} run_id={run_id}")
 
 
 @pytest.mark.parametrize("run_id", ["20261121T020000Z-ab12", "migrate-3f292fc04119"])
@@ -17,17 +30,37 @@ def test_rollback_selects_exactly_the_runs_staging_collections(tmp_path: Path, r
     listed = [{"name": staging_name(run_id, "sergio_corpus")}, {"name": staging_name(run_id, "a.b-c")},
               {"name": staging_name("another-run", "sergio_corpus")}, {"name": "sergio_corpus"},
               {"name": "staging-0000000000-x"}]
+    found = engine_paths(tmp_path / "runs", run_id)        # what chroma_run find gives the role
     extra = tmp_path / "extra.json"
-    extra.write_text(json.dumps({"chroma_rollback_run": {"run_id": run_id},
+    extra.write_text(json.dumps({"chroma_rollback_run": {"run_id": run_id, "paths": found["paths"]},
                                  "chroma_rollback_target_list": {"json": listed}}))
-    proc = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "ansible"), "localhost", "-c", "local", "-m", "ansible.builtin.debug",
-         "-a", "var=chroma_rollback_staging", "-e", f"@{REPO / 'roles/chroma_rollback/vars/main.yml'}",
-         "-e", f"@{extra}"],
-        env={**ansible_env(), "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}, cwd=str(REPO), capture_output=True,
-        text=True, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    body = proc.stdout.split("=>", 1)[1]
-    selected = json.loads(body)["chroma_rollback_staging"]
+    selected = adhoc("-m", "ansible.builtin.debug", "-a", "var=chroma_rollback_staging",
+                     "-e", f"@{REPO / 'roles/chroma_rollback/vars/main.yml'}", "-e", f"@{extra}")["chroma_rollback_staging"]
     assert selected == [staging_name(run_id, "sergio_corpus"), staging_name(run_id, "a.b-c")]
     assert all(name.startswith(staging_prefix(run_id)) for name in selected)
+
+
+def test_chroma_run_paths_gives_the_engines_names_and_writes_nothing(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    got = engine_paths(runs, "r1")
+    assert got["changed"] is False and not runs.exists()
+    assert got["paths"]["checkpoint_file"] == checkpoint_file(str(runs / "r1" / "checkpoint"), "r1")
+    assert got["paths"]["staging_prefix"] == staging_prefix("r1")
+    assert got["freeze_files"] == FREEZE_FILES
+
+
+# safety.yml's lock and checkpoint reading is replaced by the safety helpers' chroma_run lock_status
+NOT_YET = {"roles/chroma_rollback/tasks/safety.yml"}
+
+
+def test_no_role_or_playbook_rebuilds_an_engine_name_rule() -> None:
+    rules = ["hash('sha1')", "staging-", ".checkpoint.json", *FREEZE_FILES.values()]
+    offenders = []
+    for path in sorted([*REPO.glob("roles/**/*.yml"), *REPO.glob("playbooks/**/*.yml"), *REPO.glob("*.yml")]):
+        rel = str(path.relative_to(REPO))
+        if rel in NOT_YET:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.lstrip().startswith("#") and any(rule in line for rule in rules):
+                offenders.append(f"{rel}:{number}: {line.strip()}")
+    assert offenders == []
