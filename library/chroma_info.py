@@ -146,9 +146,10 @@ from typing import Any, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.connection import ConnectionError_, ConnectionSpec, connect, connection_option
+from ansible.module_utils.chroma_runbook.connection import ConnectionError_, ConnectionSpec, connection_option
 from ansible.module_utils.chroma_runbook.fingerprint import drift, take_fingerprint
 from ansible.module_utils.chroma_runbook.server_inventory import compare_counts, read_inventory
+from ansible.module_utils.chroma_runbook.source import open_source
 
 
 def run_module() -> None:
@@ -196,7 +197,7 @@ def run_module() -> None:
 def fingerprint_result(module: AnsibleModule, spec: ConnectionSpec, names: Optional[list[str]],
                        expected: Optional[dict[str, Any]]) -> dict[str, Any]:
     try:
-        taken = take_fingerprint(connect(spec), names)
+        taken = take_fingerprint(open_source(spec), names)
     except Exception as exc:  # noqa: BLE001 - any client error means the server cannot be read
         module.fail_json(msg=f"cannot fingerprint the collections of {spec.describe()}: {type(exc).__name__}: {exc}")
     out: dict[str, Any] = {"fingerprint": taken}

@@ -15,8 +15,9 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .paging import iter_pages
+from .paging import page_to_records
 from .records import Record
+from .source import iter_pages, select_collections
 
 
 def record_digest(record: Record) -> bytes:
@@ -39,12 +40,11 @@ def collection_fingerprint(records: Iterable[Record]) -> dict[str, Any]:
 
 
 def take_fingerprint(client: Any, collections: Optional[Sequence[str]] = None, page_size: int = 1000) -> dict[str, Any]:
-    """The fingerprint of every collection (or those named) of ``client``'s database."""
-    names = sorted(collections) if collections else sorted(c.name for c in client.list_collections())
+    """The fingerprint of every collection (or those named) of ``client`` (a source.open_source reader)."""
     per: dict[str, Any] = {}
-    for name in names:
-        collection = client.get_collection(name)
-        per[name] = collection_fingerprint(r for page in iter_pages(collection, page_size) for r in page)
+    for collection in select_collections(client, sorted(collections) if collections else None):
+        per[collection.name] = collection_fingerprint(
+            r for page in iter_pages(collection, page_size) for r in page_to_records(page, collection.name))
     overall = hashlib.sha256(json.dumps(per, sort_keys=True).encode("utf-8")).hexdigest()
     # scope: the collections asked for, or "all" (then a collection created later is a drift too)
     return {"collections": per, "sha256": overall, "scope": names if collections else "all"}
