@@ -47,7 +47,7 @@ def take_fingerprint(client: Any, collections: Optional[Sequence[str]] = None, p
             r for page in iter_pages(collection, page_size) for r in page_to_records(page, collection.name))
     overall = hashlib.sha256(json.dumps(per, sort_keys=True).encode("utf-8")).hexdigest()
     # scope: the collections asked for, or "all" (then a collection created later is a drift too)
-    return {"collections": per, "sha256": overall, "scope": names if collections else "all"}
+    return {"collections": per, "sha256": overall, "scope": sorted(collections) if collections else "all"}
 
 
 def drift(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> list[dict[str, Any]]:
