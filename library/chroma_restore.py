@@ -19,6 +19,13 @@ description:
     the directory open."
   - "A restore is an action, not a state: the runbook calls it only when the source must be rebuilt.
     Run again without O(replace) it fails on the collections it created rather than duplicate them."
+  - "O(mode=repair) is the rollback's last resort on the source: per collection of the snapshot it compares
+    the live ids, documents and metadata with the snapshot. A collection that only lost records gets the
+    missing ids added back (its id and other records stay); one that holds ids the snapshot lacks or records
+    that differ (the source changed after the snapshot) is left alone and reported, unless
+    O(restore_source); a collection that is gone (or, with O(restore_source), changed) is loaded into a
+    temporary collection, verified, and only then swapped in by renaming (the replaced one is kept as
+    C(<name>-before-restore-<time>)). An unusable snapshot is reported (C(checked=false)), not an error."
   - Check mode verifies the snapshot and the target and reports what would be restored, writing nothing.
 version_added: "1.0.0"
 author: chroma-runbook
@@ -49,6 +56,17 @@ options:
   persist_dir:
     description: Destination persist directory for a physical snapshot.
     type: path
+  mode:
+    description:
+      - C(restore) creates the snapshot's collections (O(replace) drops same-named ones first).
+      - C(repair) compares the source with the snapshot and puts back only what it lost (see above).
+    type: str
+    choices: [restore, repair]
+    default: restore
+  restore_source:
+    description: With O(mode=repair), restore whole collections that changed after the snapshot too (kept renamed).
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -62,6 +80,12 @@ EXAMPLES = r"""
     path: "{{ chroma_runs_dir }}/{{ run_id }}/snapshot"
     target: "{{ chroma_source }}"
     replace: true
+
+- name: Put back what the source lost since the snapshot, never a newer write
+  chroma_restore:
+    path: "{{ chroma_runs_dir }}/{{ run_id }}/snapshot"
+    target: "{{ chroma_source }}"
+    mode: repair
 
 - name: Verify a snapshot without touching anything
   chroma_restore:
@@ -109,6 +133,35 @@ message:
   description: One line for the operator.
   returned: always
   type: str
+checked:
+  description: With O(mode=repair), whether the snapshot was usable and the source compared with it.
+  returned: mode repair
+  type: bool
+ok:
+  description: With O(mode=repair), true when the source holds the snapshot (again), false when a collection was left alone, null when not checked.
+  returned: mode repair
+  type: bool
+collections:
+  description: With O(mode=repair), per collection C(live_count), C(not_in_snapshot), C(lost), C(differing), C(action), C(added), C(kept_as), C(note).
+  returned: mode repair
+  type: dict
+added_back:
+  description: With O(mode=repair), collection to number of missing ids added back.
+  returned: mode repair
+  type: dict
+left_alone:
+  description: With O(mode=repair), collections that changed after the snapshot and were not touched.
+  returned: mode repair
+  type: list
+  elements: str
+summary:
+  description: With O(mode=repair), one line per collection that differed.
+  returned: mode repair
+  type: str
+problem:
+  description: With O(mode=repair), why the source could not be checked (empty when it was).
+  returned: mode repair
+  type: str
 """
 
 from pathlib import Path
@@ -121,6 +174,7 @@ from ansible.module_utils.chroma_runbook.physical_snapshot import restore_physic
 from ansible.module_utils.chroma_runbook.restore import RestoreFailed, RestoreRefused, restore_snapshot
 from ansible.module_utils.chroma_runbook.snapshot import SnapshotRefused
 from ansible.module_utils.chroma_runbook.source import SourceRefused, require_current
+from ansible.module_utils.chroma_runbook.source_repair import repair_source
 
 ARGUMENT_SPEC = {
     "path": {"type": "path", "required": True},
@@ -129,7 +183,26 @@ ARGUMENT_SPEC = {
     "replace": {"type": "bool", "default": False},
     "batch_size": {"type": "int", "default": 1000},
     "persist_dir": {"type": "path"},
+    "mode": {"type": "str", "choices": ["restore", "repair"], "default": "restore"},
+    "restore_source": {"type": "bool", "default": False},
 }
+
+
+def run_repair(module: AnsibleModule, path: Path) -> None:
+    """mode=repair: compare and put back; an unusable snapshot is reported, never an error."""
+    params = module.params
+    if not params["target"]:
+        module.fail_json(msg="mode=repair needs target (the source to compare with the snapshot)")
+    try:
+        client = connect(ConnectionSpec.from_dict(params["target"], "target"))
+        result = repair_source(client, path, params["collections"], params["restore_source"],
+                               params["batch_size"], module.check_mode).as_dict()
+    except (RestoreFailed, ValueError) as exc:
+        module.fail_json(msg=f"repair of the source from {path} failed: {exc}")
+    except Exception as exc:  # noqa: BLE001 - client/IO errors: name them
+        module.fail_json(msg=f"repair of the source from {path} failed: {type(exc).__name__}: {exc}")
+    warnings = [result["summary"]] if not result["checked"] or result["left_alone"] else []
+    module.exit_json(message=result["summary"], warnings=warnings, **result)
 
 
 def run_module() -> None:
@@ -138,6 +211,8 @@ def run_module() -> None:
     if params["batch_size"] < 1:
         module.fail_json(msg=f"batch_size must be >= 1, got {params['batch_size']}")
     path = Path(params["path"])
+    if params["mode"] == "repair":
+        run_repair(module, path)
     try:
         kind = load_manifest(path)["kind"]
         if kind == "physical":

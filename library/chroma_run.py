@@ -105,6 +105,13 @@ options:
         credentials, or C(path), with C(tenant) and C(database), make the lock's key; nothing is sent to it).
     type: dict
     required: false
+  tolerate_damage:
+    description:
+      - "For recovery. With C(find), a state file that cannot be read gives a blank state (status
+        C(unreadable)) and C(problems) instead of an error. With C(update) and C(step_end), such a file is
+        kept as C(state.json.damaged-<time>) and a blank state is written before the change."
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -179,6 +186,15 @@ done:
   description: For C(step_start), the step already ended C(ok) in this run.
   returned: when action is step_start
   type: bool
+problems:
+  description: For C(find), what could not be read (only with O(tolerate_damage); else empty).
+  returned: when action is find
+  type: list
+  elements: str
+damaged_state_kept_as:
+  description: With O(tolerate_damage), where an unreadable state file was moved.
+  returned: when a damaged state file was set aside
+  type: str
 previous:
   description: For C(step_start), the step's record before this call (empty when new).
   returned: when action is step_start
@@ -337,6 +353,7 @@ def run_module() -> None:
             "limits": {"type": "dict", "default": {}},
             "summary_path": {"type": "path"},
             "target": connection_option(required=False),
+            "tolerate_damage": {"type": "bool", "default": False},
         },
         required_if=REQUIRED_IF,
         supports_check_mode=True,
@@ -354,10 +371,16 @@ def run_module() -> None:
             module.exit_json(changed=False, runs=rs.describe_runs(runs_dir))
         if action == "paths":
             module.exit_json(**do_paths(runs_dir, p["run_id"]))
+        if action == "find" and p["tolerate_damage"]:
+            paths, state, problems = rs.find_run_tolerant(runs_dir, p["run_id"] or None)
+            module.exit_json(changed=False, run_id=paths.run_id, paths=paths.as_dict(), state=state, problems=problems)
         if action == "find":
             paths, state = rs.find_run(runs_dir, p["run_id"] or None)
-            module.exit_json(changed=False, run_id=paths.run_id, paths=paths.as_dict(), state=state)
+            module.exit_json(changed=False, run_id=paths.run_id, paths=paths.as_dict(), state=state, problems=[])
         paths = rs.RunPaths(runs_dir, rs.validate_run_id(p["run_id"]))
+        set_aside = None
+        if p["tolerate_damage"] and action in ("update", "step_end") and write and paths.run_dir.is_dir():
+            set_aside = rs.set_aside_unreadable(paths)
         if action in NEEDS_STEP:
             result = do_step(module, paths, write)
         elif action == "update":
@@ -373,6 +396,8 @@ def run_module() -> None:
             result = dict(changed=changed, summary=summary, state=state)
     except rs.RunStateError as exc:
         module.fail_json(msg=str(exc))
+    if set_aside:
+        result.update(changed=True, damaged_state_kept_as=set_aside)
     module.exit_json(run_id=paths.run_id, paths=paths.as_dict(), **result)
 
 

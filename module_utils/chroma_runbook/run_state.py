@@ -327,6 +327,52 @@ def find_run(runs_dir: Path, run_id: Optional[str]) -> tuple[RunPaths, dict[str,
     return paths, state
 
 
+def find_run_tolerant(runs_dir: Path, run_id: Optional[str]) -> tuple[RunPaths, dict[str, Any], list[str]]:
+    """Like find_run, but a state file that cannot be read gives a blank state and a problem, not an error.
+
+    For recovery (rollback): a damaged run directory must not block it. A run_id with no
+    directory at all is still an error.
+    """
+    if run_id:
+        validate_run_id(run_id)
+    chosen = run_id or latest_run_id(runs_dir)
+    if chosen is None and (runs_dir / LATEST).is_symlink():
+        chosen = Path(os.readlink(runs_dir / LATEST)).name
+    if chosen is None:
+        raise RunStateError(f"no run found in {runs_dir} (nothing to roll back); pass run_id=... to name one")
+    paths = RunPaths(runs_dir, chosen)
+    if not paths.run_dir.is_dir():
+        known = ", ".join(list_runs(runs_dir)[-5:]) or "none"
+        raise RunStateError(f"run {chosen} has no directory in {runs_dir}; known runs: {known}")
+    try:
+        state = read_state(paths)
+        problem = "" if state is not None else f"run {chosen} has no {STATE_FILE} in {paths.run_dir}"
+    except RunStateError as exc:
+        state, problem = None, str(exc)
+    if state is None:
+        blank = empty_state(chosen)
+        blank["status"] = "unreadable"
+        return paths, blank, [problem]
+    return paths, state, []
+
+
+def set_aside_unreadable(paths: RunPaths) -> Optional[str]:
+    """Rename a state file that cannot be read to ``state.json.damaged-<time>`` (kept for forensics)
+    and write a blank one, so the run can be recorded again; the new name of the damaged file."""
+    try:
+        read_state(paths)
+        if paths.state_file.is_file():
+            return None
+    except RunStateError:
+        pass
+    kept = None
+    if paths.state_file.exists():
+        kept = paths.run_dir / f"{STATE_FILE}.damaged-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
+        os.replace(paths.state_file, kept)
+    _write_json_atomic(paths.state_file, empty_state(paths.run_id))
+    return str(kept) if kept else None
+
+
 def step_is_done(state: Mapping[str, Any], step: str) -> bool:
     return (state.get("steps", {}).get(step) or {}).get("outcome") == "ok"
 
