@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .staging import staging_prefix
+from .names import staging_prefix
 
 OWN_STATES = ("created", "replaced")
 

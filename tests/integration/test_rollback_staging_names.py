@@ -25,21 +25,6 @@ def engine_paths(runs_dir: Path, run_id: str) -> dict:
     return adhoc("-m", "chroma_run", "-a", f"action=paths runs_dir={runs_dir} run_id={run_id}")
 
 
-@pytest.mark.parametrize("run_id", ["20261121T020000Z-ab12", "migrate-3f292fc04119"])
-def test_rollback_selects_exactly_the_runs_staging_collections(tmp_path: Path, run_id: str) -> None:
-    listed = [{"name": staging_name(run_id, "sergio_corpus")}, {"name": staging_name(run_id, "a.b-c")},
-              {"name": staging_name("another-run", "sergio_corpus")}, {"name": "sergio_corpus"},
-              {"name": "staging-0000000000-x"}]
-    found = engine_paths(tmp_path / "runs", run_id)        # what chroma_run find gives the role
-    extra = tmp_path / "extra.json"
-    extra.write_text(json.dumps({"chroma_rollback_run": {"run_id": run_id, "paths": found["paths"]},
-                                 "chroma_rollback_target_list": {"json": listed}}))
-    selected = adhoc("-m", "ansible.builtin.debug", "-a", "var=chroma_rollback_staging",
-                     "-e", f"@{REPO / 'roles/chroma_rollback/vars/main.yml'}", "-e", f"@{extra}")["chroma_rollback_staging"]
-    assert selected == [staging_name(run_id, "sergio_corpus"), staging_name(run_id, "a.b-c")]
-    assert all(name.startswith(staging_prefix(run_id)) for name in selected)
-
-
 def test_chroma_run_paths_gives_the_engines_names_and_writes_nothing(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     got = engine_paths(runs, "r1")

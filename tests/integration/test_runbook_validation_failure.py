@@ -115,7 +115,7 @@ def test_rollback_with_drop_target_drops_the_runs_staging_leftovers(lab: Lab, tm
         assert run.status == "successful", run.explain()
         names = {c.name for c in client.list_collections()}
         assert ours not in names and theirs in names, names
-        assert any(t.startswith("Drop the staging collections") for t in run.changed_tasks), run.changed_tasks
+        assert any(t.startswith("Drop exactly the target collections") for t in run.changed_tasks), run.changed_tasks
     finally:
         if theirs in {c.name for c in client.list_collections()}:
             client.delete_collection(theirs)
