@@ -194,7 +194,14 @@ def run_repair(module: AnsibleModule, path: Path) -> None:
     if not params["target"]:
         module.fail_json(msg="mode=repair needs target (the source to compare with the snapshot)")
     try:
-        client = connect(ConnectionSpec.from_dict(params["target"], "target"))
+        source = ConnectionSpec.from_dict(params["target"], "target")
+        require_current(source, "source to repair")
+    except (SourceRefused, ValueError) as exc:  # not checkable: say so, never stop a rollback here
+        problem = f"the source cannot be compared with the snapshot: {exc}"
+        module.exit_json(changed=False, checked=False, ok=None, problem=problem, summary=problem, message=problem,
+                         collections={}, added_back={}, restored=[], left_alone=[], warnings=[problem])
+    try:
+        client = connect(source)
         result = repair_source(client, path, params["collections"], params["restore_source"],
                                params["batch_size"], module.check_mode).as_dict()
     except (RestoreFailed, ValueError) as exc:

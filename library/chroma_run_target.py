@@ -20,6 +20,8 @@ description:
   - Check mode reports what would be dropped and drops nothing.
 version_added: "1.0.0"
 author: chroma-runbook
+extends_documentation_fragment:
+  - chroma_connection.target
 options:
   action:
     description: What to do.
@@ -34,10 +36,6 @@ options:
     description: The run (required for inspect and drop; for leftovers, a run to leave out).
     type: str
     default: ""
-  target:
-    description: "Connection dict of the target: C(url) or C(path), plus optional C(tenant), C(database), C(headers)."
-    type: dict
-    required: true
   known:
     description: With inspect, names on the target before the run (not counted as writes after the cutover).
     type: list
@@ -93,7 +91,7 @@ surplus:
   returned: inspect
   type: dict
 changes:
-  description: One line per collection in C(surplus), e.g. C(openwebui_core: 3003 records, the migration wrote 3000 (+3)).
+  description: "One line per collection in C(surplus), e.g. C(openwebui_core: 3003 records, the migration wrote 3000 (+3))."
   returned: inspect
   type: list
   elements: str
@@ -130,14 +128,14 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.connection import CONNECTION_ARG_SPEC, ConnectionSpec, connect
+from ansible.module_utils.chroma_runbook.connection import ConnectionSpec, connect, connection_option
 from ansible.module_utils.chroma_runbook import run_target as rt
 
 ARGUMENT_SPEC = {
     "action": {"type": "str", "choices": ["inspect", "drop", "leftovers"], "default": "inspect"},
     "runs_dir": {"type": "path", "required": True},
     "run_id": {"type": "str", "default": ""},
-    "target": {"type": "dict", "required": True, "options": CONNECTION_ARG_SPEC},
+    "target": connection_option(),
     "known": {"type": "list", "elements": "str", "default": []},
     "drop": {"type": "bool", "default": False},
 }

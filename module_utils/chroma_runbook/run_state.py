@@ -367,7 +367,7 @@ def set_aside_unreadable(paths: RunPaths) -> Optional[str]:
         pass
     kept = None
     if paths.state_file.exists():
-        kept = paths.run_dir / f"{STATE_FILE}.damaged-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
+        kept = paths.run_dir / f"{STATE_FILE}.damaged-{compact_stamp()}-{secrets.token_hex(2)}"
         os.replace(paths.state_file, kept)
     _write_json_atomic(paths.state_file, empty_state(paths.run_id))
     return str(kept) if kept else None

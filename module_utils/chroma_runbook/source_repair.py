@@ -31,6 +31,7 @@ import numpy as np
 
 from .manifest import SnapshotError, load_manifest, verify_snapshot
 from .restore import RestoreFailed, creation_configuration
+from .source import read_page
 
 PAGE = 1000
 
@@ -133,7 +134,7 @@ def iter_live(collection: Any, page_size: int = PAGE) -> Iterator[tuple[str, Opt
     """(id, document, metadata) of every record of a live collection."""
     offset = 0
     while True:
-        page = collection.get(limit=page_size, offset=offset, include=["documents", "metadatas"])
+        page = read_page(collection, offset, page_size, include=("documents", "metadatas"))
         ids = page.get("ids") or []
         if not ids:
             return
