@@ -199,6 +199,7 @@ def test_writes_after_a_proxy_cutover_are_found_per_collection_and_copies_kept_a
     assert done.status == "successful", done.explain()
     kept = lab.collections(lab.target)
     assert lab.collections(lab.front_door).keys() == kept.keys(), "the front door does not lead to the target"
+    assert read_json(lab.runs_dir / "p1" / "state.json")["data"]["freeze"].get("released_at"), "proxy cutover: no released_at"
     humor = kept["sergio_humor"]["id"]
     status, victim = http(f"{lab.target}{DB_API}/collections/{humor}/get", method="POST",
                           body={"limit": 1, "include": ["embeddings", "documents", "metadatas"]})
@@ -230,6 +231,7 @@ def test_writes_after_a_proxy_cutover_are_found_per_collection_and_copies_kept_a
         messages = " ".join(msg for _, msg in blocked.failed_tasks)
         assert "TARGET NOT EMPTY" in messages and "someone_elses" in messages, blocked.failed_tasks
         assert not any(name in messages for name in kept), messages
+        assert set(lab.collections(lab.target)) == set(kept) | {"someone_elses"}, "a stopped preflight changed the target"
         http(f"{lab.target}{DB_API}/collections/someone_elses", method="DELETE")
 
         again = run_playbook(lab, "migrate.yml", tmp_path / "e", {"confirm": "yes", "run_id": "p3",
