@@ -198,8 +198,9 @@ def run_repair(module: AnsibleModule, path: Path) -> None:
         require_current(source, "source to repair")
     except (SourceRefused, ValueError) as exc:  # not checkable: say so, never stop a rollback here
         problem = f"the source cannot be compared with the snapshot: {exc}"
+        module.warn(problem)
         module.exit_json(changed=False, checked=False, ok=None, problem=problem, summary=problem, message=problem,
-                         collections={}, added_back={}, restored=[], left_alone=[], warnings=[problem])
+                         collections={}, added_back={}, restored=[], left_alone=[])
     try:
         client = connect(source)
         result = repair_source(client, path, params["collections"], params["restore_source"],
@@ -208,8 +209,9 @@ def run_repair(module: AnsibleModule, path: Path) -> None:
         module.fail_json(msg=f"repair of the source from {path} failed: {exc}")
     except Exception as exc:  # noqa: BLE001 - client/IO errors: name them
         module.fail_json(msg=f"repair of the source from {path} failed: {type(exc).__name__}: {exc}")
-    warnings = [result["summary"]] if not result["checked"] or result["left_alone"] else []
-    module.exit_json(message=result["summary"], warnings=warnings, **result)
+    if not result["checked"] or result["left_alone"]:
+        module.warn(result["summary"])
+    module.exit_json(message=result["summary"], **result)
 
 
 def run_module() -> None:
