@@ -90,6 +90,12 @@ def drop_all_on_target(lab: Lab) -> None:
         http(f"{lab.target}{DB_API}/collections/{name}", method="DELETE")
 
 
+def open_writes(lab: Lab, workdir: Path) -> None:
+    """After a failed test: lift whatever freeze is left (every run's claim), so the next test starts open."""
+    if not writes_open(lab):
+        run_playbook(lab, "playbooks/unfreeze.yml", workdir)
+
+
 def writes_open(lab: Lab) -> bool:
     status, _ = lab.front_door_add("openwebui_docs", "rollback-safe-open-probe")
     if status in (200, 201):
@@ -173,7 +179,7 @@ def test_drop_target_never_drops_a_collection_the_run_merged_into(lab: Lab, tmp_
     target_add(lab, "sergio_corpus", foreign)
     try:
         merged = run_playbook(lab, "migrate.yml", tmp_path / "b", {"confirm": "yes", "run_id": run_id,
-                                                                   "chroma_migrate_existing": "merge",
+                                                                   "chroma_migrate_existing": "merge", "chroma_precopy": False,
                                                                    "chroma_expected_counts": counts},
                               cmdline="--tags migrate")
         assert merged.status == "successful", merged.explain()
@@ -186,6 +192,7 @@ def test_drop_target_never_drops_a_collection_the_run_merged_into(lab: Lab, tmp_
         assert writes_open(lab)
     finally:
         drop_all_on_target(lab)
+        open_writes(lab, tmp_path / "cleanup")
 
 
 def test_writes_after_a_proxy_cutover_are_found_per_collection_and_copies_kept_are_replaced_later(
