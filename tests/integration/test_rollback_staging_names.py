@@ -7,8 +7,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from chroma_runbook.names import FREEZE_FILES, checkpoint_file, staging_name, staging_prefix
 from migrate_play import REPO, ansible_env
 
