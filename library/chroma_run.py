@@ -23,8 +23,8 @@ description:
     the file chroma_migrate takes with C(lock_dir=<runs_dir>/locks)) and, with C(run_id), the run's own
     C(checkpoint/migrate.lock); it returns whether a live process holds one and who (C(pid), C(host), C(run_id)).
     It creates nothing. The rollback refuses while a lock is held.
-  - C(action=paths) returns the names the engine gives things, so roles never rebuild them: the run's
-    C(paths) (with C(run_id): checkpoint file, staging-collection prefix, directories) and C(freeze_files).
+  - C(action=paths) returns the names the engine gives things, so roles never rebuild them; the run's
+    C(paths) (with C(run_id), the checkpoint file, staging-collection prefix, directories) and C(freeze_files).
     It reads and writes nothing.
   - Check mode writes nothing and reports what would change.
 version_added: "1.0.0"

@@ -42,6 +42,17 @@ def test_every_connection_option_is_documented_by_the_fragment_with_its_suboptio
     assert "frozen" in " ".join(docs["chroma_migrate"]["doc"]["options"]["source"]["description"])
 
 
+def test_every_module_has_documentation_that_parses_with_examples_and_return():
+    modules = sorted(path.stem for path in (REPO / "library").glob("*.py"))
+    proc = subprocess.run([str(BIN / "ansible-doc"), "-M", "library", "--json", *modules], cwd=REPO,
+                          env=ansible_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
+    docs = json.loads(proc.stdout)
+    for module in modules:
+        assert docs[module]["doc"]["module"] == module, module
+        assert docs[module]["examples"] and docs[module]["return"], module
+
+
 @pytest.mark.parametrize("module,args,message", [
     ("chroma_run", {"action": "step_end", "runs_dir": "RUNS", "step": "s"},
      "action is step_end but all of the following are missing: run_id"),
