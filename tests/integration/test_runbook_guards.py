@@ -194,6 +194,15 @@ def test_the_preflight_never_prints_a_connections_secrets(lab: Lab, tmp_path: Pa
     assert "tok-SECRET-1" not in run.stdout and "tok-SECRET-1" not in json.dumps(run.events)
 
 
+# point 10: the rollback reads and drops through modules, so a `path:` target works (no uri on a url)
+def test_rollback_works_with_a_path_target(lab: Lab, tmp_path: Path) -> None:
+    open_run(lab, "guard-path")
+    target = {"path": str(tmp_path / "target-persist"), "headers": {"Authorization": "Bearer tok-SECRET-2"}}
+    run = run_playbook(lab, "rollback.yml", tmp_path / "rollback", {"run_id": "guard-path", "chroma_target": target})
+    assert run.status == "successful", run.explain()
+    assert "tok-SECRET-2" not in run.stdout
+
+
 # point 9: whatever the umask, a run leaves private files, and the app's config comes back with its own mode
 def test_a_run_and_its_rollback_leave_only_private_files(lab: Lab, tmp_path: Path) -> None:
     env = lab.root / "apps" / "app_chatbot" / "app.env"
