@@ -106,15 +106,20 @@ def iter_batches(directory: Path, entry: dict[str, Any], batch_size: int) -> Ite
         yield ids, docs, metas, np.array(vectors[start:start + len(ids)])
 
 
-def _add_batch(collection: Any, ids: list, docs: list, metas: list, vectors: np.ndarray, batch_no: int) -> None:
-    """One ``add``; errors name the collection, batch and first id."""
+def add_kwargs(ids: list, docs: list, metas: list, vectors: np.ndarray) -> dict[str, Any]:
+    """``add()`` arguments of one batch: documents and metadatas only when the batch has any."""
     kwargs: dict[str, Any] = {"ids": ids, "embeddings": vectors}
     if any(d is not None for d in docs):
         kwargs["documents"] = docs
     if any(m for m in metas):
         kwargs["metadatas"] = metas
+    return kwargs
+
+
+def _add_batch(collection: Any, ids: list, docs: list, metas: list, vectors: np.ndarray, batch_no: int) -> None:
+    """One ``add``; errors name the collection, batch and first id."""
     try:
-        collection.add(**kwargs)
+        collection.add(**add_kwargs(ids, docs, metas, vectors))
     except Exception as exc:  # chromadb raises many types; add context and re-raise
         raise RestoreFailed(
             f"collection {collection.name}: batch {batch_no} (ids {ids[0]}..{ids[-1]}) failed to load: {exc}; "

@@ -30,7 +30,7 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 
 from .manifest import SnapshotError, load_manifest, verify_snapshot
-from .restore import RestoreFailed, creation_configuration
+from .restore import RestoreFailed, add_kwargs, creation_configuration
 from .source import read_page
 
 PAGE = 1000
@@ -178,13 +178,8 @@ def add_records(collection: Any, name: str, batches: Iterator[tuple[list, list, 
     """Add batches; errors name the collection, batch and ids. Returns records added."""
     added = 0
     for batch_no, (ids, docs, metas, vectors) in enumerate(batches, start=1):
-        kwargs: dict[str, Any] = {"ids": ids, "embeddings": vectors}
-        if any(d is not None for d in docs):
-            kwargs["documents"] = docs
-        if any(m for m in metas):
-            kwargs["metadatas"] = metas
         try:
-            collection.add(**kwargs)
+            collection.add(**add_kwargs(ids, docs, metas, vectors))
         except Exception as exc:  # chromadb raises many types; add context and re-raise
             raise RestoreFailed(f"collection {name}: batch {batch_no} (ids {ids[0]}..{ids[-1]}) failed to load: "
                                 f"{exc}") from exc
