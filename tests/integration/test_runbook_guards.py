@@ -3,9 +3,9 @@
 One lab (scale 0.2), real nginx and real ansible-playbook runs. In file order: a run_id the
 runs directory does not know changes nothing (point 4); what chroma_migrate would refuse stops
 the run before the freeze (7); the freeze's nginx handling (8); the migration lock stops a
-rollback (2); one run's rollback keeps another run's freeze (6); a connection's token is never
-printed and a rollback works with a `path:` target (10); a whole migration and rollback leave
-only private files and the app's config with its own mode (9).
+rollback (2); one run's rollback keeps another run's freeze, and a proxy cutover refuses to lift it (6);
+a connection's token is never printed and a rollback works with a `path:` target (10); a whole
+migration and rollback leave only private files and the app's config with its own mode (9).
 """
 from __future__ import annotations
 
@@ -182,6 +182,27 @@ def test_one_runs_rollback_keeps_another_runs_freeze(lab: Lab, tmp_path: Path) -
     run = run_playbook(lab, "playbooks/unfreeze.yml", tmp_path / "unfreeze-b", {"run_id": "guard-b"})
     assert run.status == "successful", run.explain()
     assert freeze_files(lab) == [] and writes_open(lab, "guards-all-released")
+
+
+# point 6: a proxy cutover would lift the front door's freeze for every run: it refuses while another holds it
+def test_a_proxy_cutover_refuses_while_another_run_holds_the_freeze(lab: Lab, tmp_path: Path) -> None:
+    open_run(lab, "guard-other")
+    assert run_playbook(lab, "playbooks/freeze.yml", tmp_path / "freeze", {"run_id": "guard-other"}).status == "successful"
+    upstream = sorted((lab.root / "nginx").rglob("*upstream*.conf"))
+    before = {p: p.read_text() for p in upstream}
+    run = run_playbook(lab, "migrate.yml", tmp_path / "migrate", {
+        "confirm": "yes", "run_id": "guard-proxy", "chroma_cutover_method": "proxy",
+        "chroma_expected_counts": lab.counts(lab.source)})
+    assert run.status == "failed", run.explain()
+    messages = " ".join(msg for _, msg in run.failed_tasks)
+    assert "CUTOVER REFUSED" in messages and "guard-other" in messages, run.failed_tasks
+    assert upstream and {p: p.read_text() for p in upstream} == before, "the refused cutover moved the upstream"
+    gate = (lab.root / "nginx" / "server.d" / "chroma_runbook_freeze_gate.conf").read_text()
+    assert "chroma-runbook freeze owners: guard-other\n" in gate, gate
+    assert not writes_open(lab, "guards-other-still-frozen")
+    run = run_playbook(lab, "playbooks/unfreeze.yml", tmp_path / "unfreeze", {"run_id": "guard-other"})
+    assert run.status == "successful", run.explain()
+    assert freeze_files(lab) == [] and writes_open(lab, "guards-released-after-refusal")
 
 
 # point 10: the preflight prints a connection's url, never its headers or password
