@@ -30,8 +30,30 @@ class LayoutError(ValueError):
     """A lab directory or port base that cannot work."""
 
 
+class SupervisorFiles:
+    """Where one supervisord keeps its config, socket, pid file and logs: under ``root``."""
+
+    root: Path
+
+    @property
+    def supervisord_conf(self) -> Path:
+        return self.root / "supervisord.conf"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.root / "supervisor.sock"
+
+    @property
+    def supervisord_pidfile(self) -> Path:
+        return self.root / "supervisord.pid"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+
 @dataclass(frozen=True)
-class LabLayout:
+class LabLayout(SupervisorFiles):
     """Paths and ports of one lab (nothing here touches the disk)."""
 
     root: Path
@@ -68,23 +90,6 @@ class LabLayout:
     @property
     def front_door_url(self) -> str:
         return self.url("nginx")
-
-    # supervisord
-    @property
-    def supervisord_conf(self) -> Path:
-        return self.root / "supervisord.conf"
-
-    @property
-    def supervisor_socket(self) -> Path:
-        return self.root / "supervisor.sock"
-
-    @property
-    def supervisord_pidfile(self) -> Path:
-        return self.root / "supervisord.pid"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
 
     def data_dir(self, program: str) -> Path:
         return self.root / "data" / program.removesuffix("_chroma")

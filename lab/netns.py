@@ -48,7 +48,7 @@ import jinja2
 import psutil
 
 from . import REPO, dataset
-from .layout import APP_STYLES, LayoutError, venv_bin
+from .layout import APP_STYLES, LayoutError, SupervisorFiles, venv_bin
 from .processes import LabError, program_states, supervisor_rpc, supervisord_process
 from .render import TEMPLATES, app_settings_lines, write_if_changed, write_if_missing
 
@@ -79,28 +79,12 @@ def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 @dataclass(frozen=True)
-class Site:
+class Site(SupervisorFiles):
     """One supervisord (the controller's, or a host's inside its namespace)."""
 
     root: Path
     port_base: int
     netns: Optional[str]
-
-    @property
-    def supervisord_conf(self) -> Path:
-        return self.root / "supervisord.conf"
-
-    @property
-    def supervisor_socket(self) -> Path:
-        return self.root / "supervisor.sock"
-
-    @property
-    def supervisord_pidfile(self) -> Path:
-        return self.root / "supervisord.pid"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
 
 
 @dataclass(frozen=True)
