@@ -12,7 +12,8 @@ leaves the lab that way:
   run's untouched copies and says so; a foreign collection still stops the preflight;
 - a truncated checkpoint, a corrupt state.json and a manifest failing its checksum do
   not stop rollback.yml: apps back, writes open, a report naming what it could not check;
-- writes that reached the target after a proxy cutover are found per collection.
+- writes that reached the target after a cutover (at the proxy, or in the apps' config) are
+  found per collection.
 """
 from __future__ import annotations
 
@@ -251,6 +252,46 @@ def test_writes_after_a_proxy_cutover_are_found_per_collection_and_copies_kept_a
     finally:
         drop_all_on_target(lab)
 
+
+def test_writes_after_an_app_config_cutover_are_found_per_collection(lab: Lab, tmp_path: Path) -> None:
+    """Point 3 with the default cutover (each app's config points at the target): +1 in one collection and
+    -1 in another keep the totals equal, yet rollback.yml refuses, naming both; once they are taken back
+    it restores the apps' config."""
+    drop_all_on_target(lab)
+    counts = lab.counts(lab.source)
+    try:
+        done = run_playbook(lab, "migrate.yml", tmp_path / "a", {"confirm": "yes", "run_id": "c1",
+                                                                 "chroma_expected_counts": counts})
+        assert done.status == "successful", done.explain()
+        assert lab.app_health("app_chatbot")["chroma_url"] == lab.target
+        migrated = lab.counts(lab.target)
+        target_add(lab, "sergio_corpus", ["written-by-an-app"])
+        humor = lab.collections(lab.target)["sergio_humor"]["id"]
+        status, victim = http(f"{lab.target}{DB_API}/collections/{humor}/get", method="POST",
+                              body={"limit": 1, "include": ["embeddings", "documents", "metadatas"]})
+        assert status == 200 and victim["ids"], victim
+        http(f"{lab.target}{DB_API}/collections/{humor}/delete", method="POST", body={"ids": victim["ids"]})
+        changed = lab.counts(lab.target)
+        assert sum(changed.values()) == sum(migrated.values()) and changed != migrated, (migrated, changed)
+
+        refused = run_playbook(lab, "rollback.yml", tmp_path / "b")
+        assert refused.status == "failed", refused.explain()
+        messages = " ".join(msg for _, msg in refused.failed_tasks)
+        assert "REFUSED" in messages and "sergio_corpus" in messages and "(+1)" in messages, refused.failed_tasks
+        assert "sergio_humor" in messages and "(-1)" in messages, refused.failed_tasks
+        assert lab.app_health("app_chatbot")["chroma_url"] == lab.target, "a refused rollback moved the app"
+
+        corpus = lab.collections(lab.target)["sergio_corpus"]["id"]
+        http(f"{lab.target}{DB_API}/collections/{corpus}/delete", method="POST", body={"ids": ["written-by-an-app"]})
+        http(f"{lab.target}{DB_API}/collections/{humor}/add", method="POST", body={
+            "ids": victim["ids"], "embeddings": victim["embeddings"], "documents": victim["documents"],
+            "metadatas": victim["metadatas"]})
+        back = run_playbook(lab, "rollback.yml", tmp_path / "c")
+        assert back.status == "successful", back.explain()
+        assert lab.app_health("app_chatbot")["chroma_url"] == lab.front_door and writes_open(lab)
+    finally:
+        open_writes(lab, tmp_path / "cleanup")
+        drop_all_on_target(lab)
 
 def test_a_damaged_run_directory_does_not_block_the_rollback(lab: Lab, tmp_path: Path) -> None:
     """Point 5: truncated checkpoint, corrupt state.json, manifest failing its checksum."""
