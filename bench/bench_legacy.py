@@ -31,7 +31,7 @@ from lab.chroma_server import free_port, start_in  # noqa: E402
 
 def read_rate(url: str) -> tuple[int, float]:
     """(records, seconds) to page through every collection of the source over its v1 API."""
-    from chroma_runbook.source import iter_pages, open_source
+    from chroma_runbook.io.source import iter_pages, open_source
 
     reader = open_source({"url": url, "timeout": 300})
     started, total = time.perf_counter(), 0

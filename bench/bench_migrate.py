@@ -86,8 +86,8 @@ def plain_add(server: ChromaServer, scale: float, prefix: str) -> tuple[int, flo
 def plain_add_transformed(server: ChromaServer, scale: float, prefix: str) -> tuple[int, float]:
     """Like plain_add, but the records as the lab profile writes them (4 cosine targets,
     15-field metadata): the fair baseline for a migration that reshapes metadata."""
-    from chroma_runbook.records import Record
-    from chroma_runbook.transform import Transformer
+    from chroma_runbook.io.records import Record
+    from chroma_runbook.migrate.transform import Transformer
 
     transformer = Transformer.from_options(group_var("routing.yml", "chroma_routing"),
                                            group_var("schema_profile.yml", "chroma_schema_profile"))

@@ -29,7 +29,7 @@ from lab.chroma_server import start_in  # noqa: E402
 
 
 def load(url: str, n: int, dim: int) -> float:
-    from chroma_runbook.connection import connect
+    from chroma_runbook.io.connection import connect
 
     client = connect({"url": url})
     coll = client.create_collection("bench", configuration={"hnsw": {"space": "cosine"}},
@@ -49,10 +49,10 @@ CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {mu!r})
 from pathlib import Path
-from chroma_runbook.connection import connect
-from chroma_runbook.snapshot import take_snapshot
-from chroma_runbook.restore import restore_snapshot
-from chroma_runbook.manifest import verify_snapshot
+from chroma_runbook.io.connection import connect
+from chroma_runbook.snapshot.snapshot import take_snapshot
+from chroma_runbook.snapshot.restore import restore_snapshot
+from chroma_runbook.snapshot.manifest import verify_snapshot
 t0 = time.perf_counter()
 if {op!r} == "snapshot":
     out = take_snapshot(connect({{"url": {url!r}}}), Path({path!r}), page_size={page}).as_dict()

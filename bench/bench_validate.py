@@ -21,11 +21,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "module_utils"))
 sys.path.insert(0, str(REPO))
 
-from chroma_runbook.connection import connect  # noqa: E402
-from chroma_runbook.migration import run_migration  # noqa: E402
-from chroma_runbook.migration_options import MigrationOptions  # noqa: E402
-from chroma_runbook.snapshot import take_snapshot  # noqa: E402
-from chroma_runbook.transform import Transformer  # noqa: E402
+from chroma_runbook.io.connection import connect  # noqa: E402
+from chroma_runbook.migrate.migration import run_migration  # noqa: E402
+from chroma_runbook.migrate.migration_options import MigrationOptions  # noqa: E402
+from chroma_runbook.snapshot.snapshot import take_snapshot  # noqa: E402
+from chroma_runbook.migrate.transform import Transformer  # noqa: E402
 from chroma_runbook.validation.runner import ValidationOptions, run_validation  # noqa: E402
 from lab import dataset  # noqa: E402
 from lab.chroma_server import start_in  # noqa: E402

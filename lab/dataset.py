@@ -311,8 +311,8 @@ def generate(variant: str = "legacy", scale: float = 1.0, seed: int = DEFAULT_SE
 
 
 def iter_records(variant: str = "legacy", scale: float = 1.0, seed: int = DEFAULT_SEED) -> Iterator[Any]:
-    """The dataset as engine Records (``chroma_runbook.records.Record``), collection by collection."""
-    from chroma_runbook.records import Record
+    """The dataset as engine Records (``chroma_runbook.io.records.Record``), collection by collection."""
+    from chroma_runbook.io.records import Record
 
     for data in generate(variant, scale, seed):
         for i, rid in enumerate(data.ids):
@@ -383,7 +383,7 @@ def load(url: str, variant: str = "legacy", scale: float = 1.0, seed: int = DEFA
     if not 1 <= batch_size <= 5461:
         raise ValueError(f"batch_size must be within 1..5461, got {batch_size}")
     if client is None:
-        from chroma_runbook.connection import connect
+        from chroma_runbook.io.connection import connect
 
         client = connect({"url": url, "timeout": 300})
     started = time.monotonic()

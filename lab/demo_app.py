@@ -145,14 +145,14 @@ class ChromaGateway:
             return chromadb.HttpClient(host=s.host, port=s.port, ssl=s.ssl, headers=dict(s.headers) or None,
                                        tenant=s.tenant, database=s.database,
                                        settings=Settings(allow_reset=True, anonymized_telemetry=False))
-        from chroma_runbook.connection import connect
+        from chroma_runbook.io.connection import connect
 
         return connect({"url": self.url, "timeout": self.timeout})
 
     def _legacy_reader(self) -> Any:
         """The engine's v1 reader when the server runs Chroma 0.4/0.5, else None."""
-        from chroma_runbook.connection import ConnectionSpec
-        from chroma_runbook.source import HttpSource, probe_version
+        from chroma_runbook.io.connection import ConnectionSpec
+        from chroma_runbook.io.source import HttpSource, probe_version
 
         spec = ConnectionSpec.from_dict({"url": self.url, "headers": dict(self.settings.headers),
                                          "timeout": self.timeout})
@@ -161,7 +161,7 @@ class ChromaGateway:
 
     def api_prefix(self) -> str:
         """Where collections live on this server's REST API (v1 on a 0.4/0.5 server)."""
-        from chroma_runbook.source import HttpSource
+        from chroma_runbook.io.source import HttpSource
 
         try:
             legacy = isinstance(self.client(), HttpSource)

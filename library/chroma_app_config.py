@@ -125,7 +125,7 @@ previous:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.app_settings import MASK, AppSettingsError, derive, edit, mask, read_values
+from ansible.module_utils.chroma_runbook.run.app_settings import MASK, AppSettingsError, derive, edit, mask, read_values
 
 CONNECTION_OPTIONS = {
     "url": {"type": "str", "required": True},

@@ -113,7 +113,7 @@ window_s:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.app_probe import Thresholds, watch
+from ansible.module_utils.chroma_runbook.run.app_probe import Thresholds, watch
 
 
 def run_module() -> None:

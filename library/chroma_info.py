@@ -146,10 +146,10 @@ from typing import Any, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.connection import ConnectionError_, ConnectionSpec, connection_option
-from ansible.module_utils.chroma_runbook.fingerprint import drift, take_fingerprint
-from ansible.module_utils.chroma_runbook.server_inventory import compare_counts, read_inventory
-from ansible.module_utils.chroma_runbook.source import open_source
+from ansible.module_utils.chroma_runbook.io.connection import ConnectionError_, ConnectionSpec, connection_option
+from ansible.module_utils.chroma_runbook.io.fingerprint import drift, take_fingerprint
+from ansible.module_utils.chroma_runbook.io.server_inventory import compare_counts, read_inventory
+from ansible.module_utils.chroma_runbook.io.source import open_source
 
 
 def run_module() -> None:

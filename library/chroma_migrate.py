@@ -429,9 +429,9 @@ checkpoint:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.connection import connection_option
-from ansible.module_utils.chroma_runbook.migration import Migration, MigrationError
-from ansible.module_utils.chroma_runbook.migration_options import MigrationOptions
+from ansible.module_utils.chroma_runbook.io.connection import connection_option
+from ansible.module_utils.chroma_runbook.migrate.migration import Migration, MigrationError
+from ansible.module_utils.chroma_runbook.migrate.migration_options import MigrationOptions
 
 ARGUMENT_SPEC = {
     "source": connection_option(),

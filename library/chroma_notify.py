@@ -67,7 +67,7 @@ text:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.notify import notify, redact
+from ansible.module_utils.chroma_runbook.run.notify import notify, redact
 
 
 def run_module() -> None:

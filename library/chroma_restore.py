@@ -168,13 +168,13 @@ from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.connection import ConnectionSpec, connect, connection_option
-from ansible.module_utils.chroma_runbook.manifest import SnapshotError, load_manifest
-from ansible.module_utils.chroma_runbook.physical_snapshot import restore_physical
-from ansible.module_utils.chroma_runbook.restore import RestoreFailed, RestoreRefused, restore_snapshot
-from ansible.module_utils.chroma_runbook.snapshot import SnapshotRefused
-from ansible.module_utils.chroma_runbook.source import SourceRefused, require_current
-from ansible.module_utils.chroma_runbook.source_repair import repair_source
+from ansible.module_utils.chroma_runbook.io.connection import ConnectionSpec, connect, connection_option
+from ansible.module_utils.chroma_runbook.snapshot.manifest import SnapshotError, load_manifest
+from ansible.module_utils.chroma_runbook.snapshot.physical_snapshot import restore_physical
+from ansible.module_utils.chroma_runbook.snapshot.restore import RestoreFailed, RestoreRefused, restore_snapshot
+from ansible.module_utils.chroma_runbook.snapshot.snapshot import SnapshotRefused
+from ansible.module_utils.chroma_runbook.io.source import SourceRefused, require_current
+from ansible.module_utils.chroma_runbook.snapshot.source_repair import repair_source
 
 ARGUMENT_SPEC = {
     "path": {"type": "path", "required": True},

@@ -225,11 +225,11 @@ from typing import Any, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook import run_state as rs
-from ansible.module_utils.chroma_runbook.connection import ConnectionError_, ConnectionSpec, connection_option
-from ansible.module_utils.chroma_runbook.names import FREEZE_FILES
-from ansible.module_utils.chroma_runbook.run_lock import LOCK_NAME, lock_status, target_lock_path
-from ansible.module_utils.chroma_runbook.run_summary import render_lines, summarize
+from ansible.module_utils.chroma_runbook.run import run_state as rs
+from ansible.module_utils.chroma_runbook.io.connection import ConnectionError_, ConnectionSpec, connection_option
+from ansible.module_utils.chroma_runbook.run.names import FREEZE_FILES
+from ansible.module_utils.chroma_runbook.run.run_lock import LOCK_NAME, lock_status, target_lock_path
+from ansible.module_utils.chroma_runbook.run.run_summary import render_lines, summarize
 
 NEEDS_RUN_ID = ("step_start", "step_end", "update", "event", "summary")
 NEEDS_STEP = ("step_start", "step_end")

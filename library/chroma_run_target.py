@@ -128,8 +128,8 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.connection import ConnectionSpec, connect, connection_option
-from ansible.module_utils.chroma_runbook import run_target as rt
+from ansible.module_utils.chroma_runbook.io.connection import ConnectionSpec, connect, connection_option
+from ansible.module_utils.chroma_runbook.run import run_target as rt
 
 ARGUMENT_SPEC = {
     "action": {"type": "str", "choices": ["inspect", "drop", "leftovers"], "default": "inspect"},

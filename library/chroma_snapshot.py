@@ -150,12 +150,12 @@ from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.connection import ConnectionSpec, connection_option
-from ansible.module_utils.chroma_runbook.manifest import SnapshotError
-from ansible.module_utils.chroma_runbook.physical_snapshot import plan_physical_snapshot, take_physical_snapshot
-from ansible.module_utils.chroma_runbook.retention import prune
-from ansible.module_utils.chroma_runbook.snapshot import SnapshotRefused, plan_snapshot, take_snapshot
-from ansible.module_utils.chroma_runbook.source import SourceRefused, open_source
+from ansible.module_utils.chroma_runbook.io.connection import ConnectionSpec, connection_option
+from ansible.module_utils.chroma_runbook.snapshot.manifest import SnapshotError
+from ansible.module_utils.chroma_runbook.snapshot.physical_snapshot import plan_physical_snapshot, take_physical_snapshot
+from ansible.module_utils.chroma_runbook.snapshot.retention import prune
+from ansible.module_utils.chroma_runbook.snapshot.snapshot import SnapshotRefused, plan_snapshot, take_snapshot
+from ansible.module_utils.chroma_runbook.io.source import SourceRefused, open_source
 
 ARGUMENT_SPEC = {
     "state": {"type": "str", "choices": ["present", "pruned"], "default": "present"},

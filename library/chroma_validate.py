@@ -184,9 +184,9 @@ duration_seconds:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.chroma_runbook.connection import ConnectionSpec, connect, connection_option
-from ansible.module_utils.chroma_runbook.source import SourceRefused, open_source
-from ansible.module_utils.chroma_runbook.transform import Transformer
+from ansible.module_utils.chroma_runbook.io.connection import ConnectionSpec, connect, connection_option
+from ansible.module_utils.chroma_runbook.io.source import SourceRefused, open_source
+from ansible.module_utils.chroma_runbook.migrate.transform import Transformer
 from ansible.module_utils.chroma_runbook.validation.runner import ValidationOptions, run_validation
 
 ARGUMENT_SPEC = {

@@ -1,7 +1,7 @@
 """Documentation of a connection dict, shared by every chroma-runbook module.
 
 The suboptions are written once here and match ``CONNECTION_ARG_SPEC`` in
-module_utils/chroma_runbook/connection.py. A module takes the option it names
+module_utils/chroma_runbook/io/connection.py. A module takes the option it names
 (``extends_documentation_fragment: [chroma_connection.source]``); it may
 override the option's ``description`` or ``required`` in its own DOCUMENTATION.
 """

@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-from chroma_runbook.records import Record
-from chroma_runbook.record_checks import RecordValidator
-from chroma_runbook.restore import creation_configuration
-from chroma_runbook.source import collection_space
-from chroma_runbook.transform import Transformer
+from chroma_runbook.io.records import Record
+from chroma_runbook.migrate.record_checks import RecordValidator
+from chroma_runbook.snapshot.restore import creation_configuration
+from chroma_runbook.io.source import collection_space
+from chroma_runbook.migrate.transform import Transformer
 from chroma_runbook.validation.sides import read_collection
 from tests.lab_vars import group_var
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chroma_runbook.source import HttpSource, open_source
-from chroma_runbook.values import differing_fields
+from chroma_runbook.io.source import HttpSource, open_source
+from chroma_runbook.io.values import differing_fields
 from lab import legacy
 from migrate_play import base_args, run_migrate
 from module_play import run_module

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from chroma_runbook.migration import MigrationError, run_migration
-from chroma_runbook.migration_options import MigrationOptions
+from chroma_runbook.migrate.migration import MigrationError, run_migration
+from chroma_runbook.migrate.migration_options import MigrationOptions
 from migrate_play import base_args, run_migrate, snapshot
 
 

@@ -19,8 +19,8 @@ from migrate_play import REPO, snapshot
 RUN = """
 import json, sys
 sys.path.insert(0, {mu!r})
-from chroma_runbook.migration import run_migration
-from chroma_runbook.migration_options import MigrationOptions
+from chroma_runbook.migrate.migration import run_migration
+from chroma_runbook.migrate.migration_options import MigrationOptions
 opts = json.loads(sys.argv[1])
 result = run_migration(MigrationOptions(**opts))
 print(json.dumps({{"imported": result["imported"], "passed": result["verification"]["passed"] if result.get("verification") else None,

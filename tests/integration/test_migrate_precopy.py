@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chroma_runbook.migration import Migration, run_migration
-from chroma_runbook.migration_options import MigrationOptions, OptionError
-from chroma_runbook.precopy import FingerprintStore, fingerprint_path, record_fingerprint
-from chroma_runbook.staging import staging_prefix
+from chroma_runbook.migrate.migration import Migration, run_migration
+from chroma_runbook.migrate.migration_options import MigrationOptions, OptionError
+from chroma_runbook.migrate.precopy import FingerprintStore, fingerprint_path, record_fingerprint
+from chroma_runbook.migrate.staging import staging_prefix
 from migrate_play import REPO
 
 DIM = 16
@@ -198,8 +198,8 @@ def test_precopy_refuses_the_direct_import(chroma_pair, tmp_path: Path) -> None:
 RUN = """
 import json, sys
 sys.path.insert(0, {mu!r})
-from chroma_runbook.migration import run_migration
-from chroma_runbook.migration_options import MigrationOptions
+from chroma_runbook.migrate.migration import run_migration
+from chroma_runbook.migrate.migration_options import MigrationOptions
 result = run_migration(MigrationOptions(**json.loads(sys.argv[1])))
 print(json.dumps({{"passed": result["verification"]["passed"], "delta": result["phases"].get("delta")}}))
 """

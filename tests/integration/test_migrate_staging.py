@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chroma_runbook.migration import MigrationError, run_migration
-from chroma_runbook.migration_options import MigrationOptions
-from chroma_runbook.staging import staging_prefix
+from chroma_runbook.migrate.migration import MigrationError, run_migration
+from chroma_runbook.migrate.migration_options import MigrationOptions
+from chroma_runbook.migrate.staging import staging_prefix
 from migrate_play import snapshot
 
 N, DIM = 3000, 32

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chroma_runbook.connection import CONNECTION_ARG_SPEC
+from chroma_runbook.io.connection import CONNECTION_ARG_SPEC
 from module_play import run_module
 
 REPO = Path(__file__).resolve().parents[2]

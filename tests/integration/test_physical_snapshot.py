@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from chroma_runbook.manifest import SnapshotError, verify_snapshot
-from chroma_runbook.physical_snapshot import plan_physical_snapshot, restore_physical, take_physical_snapshot, why_busy
-from chroma_runbook.snapshot import SnapshotRefused
+from chroma_runbook.snapshot.manifest import SnapshotError, verify_snapshot
+from chroma_runbook.snapshot.physical_snapshot import plan_physical_snapshot, restore_physical, take_physical_snapshot, why_busy
+from chroma_runbook.snapshot.snapshot import SnapshotRefused
 
 from snapshot_data import SPECS, dump, populate
 

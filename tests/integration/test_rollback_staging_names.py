@@ -1,4 +1,4 @@
-"""Each name rule lives once, in the engine (module_utils/chroma_runbook/names.py): roles ask
+"""Each name rule lives once, in the engine (module_utils/chroma_runbook/run/names.py): roles ask
 ``chroma_run action=paths`` (or read the paths open/find return) for staging-collection
 prefixes, checkpoint files and freeze files, and never rebuild them in Jinja."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from chroma_runbook.names import FREEZE_FILES, checkpoint_file, staging_name, staging_prefix
+from chroma_runbook.run.names import FREEZE_FILES, checkpoint_file, staging_name, staging_prefix
 from migrate_play import REPO, ansible_env
 
 

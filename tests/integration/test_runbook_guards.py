@@ -20,11 +20,11 @@ from typing import Iterator
 
 import pytest
 
-from chroma_runbook import run_state as rs
-from chroma_runbook.connection import ConnectionSpec
-from chroma_runbook.migration import Migration
-from chroma_runbook.migration_options import MigrationOptions
-from chroma_runbook.run_lock import LockHeld, target_lock_path
+from chroma_runbook.run import run_state as rs
+from chroma_runbook.io.connection import ConnectionSpec
+from chroma_runbook.migrate.migration import Migration
+from chroma_runbook.migrate.migration_options import MigrationOptions
+from chroma_runbook.run.run_lock import LockHeld, target_lock_path
 from lab.layout import LabLayout
 from lab.processes import start_nginx, stop_nginx
 from runbook_lab import REPO, Lab, free_port_base, http, run_playbook
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 HOLD = """
 import sys, time
 sys.path.insert(0, {mu!r})
-from chroma_runbook.run_lock import RunLock
+from chroma_runbook.run.run_lock import RunLock
 RunLock("", {run_id!r}, {path!r}).acquire()
 print("held", flush=True)
 time.sleep(300)

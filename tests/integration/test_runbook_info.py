@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from chroma_runbook.connection import ConnectionSpec
-from chroma_runbook.server_inventory import _read_client, read_inventory
+from chroma_runbook.io.connection import ConnectionSpec
+from chroma_runbook.io.server_inventory import _read_client, read_inventory
 from module_play import run_module
 
 

@@ -102,7 +102,7 @@ def test_rollback_with_drop_target_drops_the_runs_staging_leftovers(lab: Lab, tm
     import chromadb
     from chromadb.config import Settings
 
-    from chroma_runbook.staging import staging_name
+    from chroma_runbook.migrate.staging import staging_name
 
     run_id = lab.latest_state()["run_id"]
     client = chromadb.HttpClient(host="127.0.0.1", port=lab.port_base + 2,

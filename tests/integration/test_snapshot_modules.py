@@ -101,7 +101,7 @@ def test_physical_refused_while_running_and_prune(chroma_factory, tmp_path):
     for path in (old, protected):  # make them 10 days old in their manifests
         manifest = json.loads((path / "manifest.json").read_text())
         manifest["created_unix"] = time.time() - 10 * 86400
-        from chroma_runbook.manifest import write_manifest
+        from chroma_runbook.snapshot.manifest import write_manifest
         os.remove(path / "manifest.json")
         os.remove(path / "manifest.json.sha256")
         write_manifest(path, manifest)

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chroma_runbook.manifest import SnapshotError, looks_complete, verify_snapshot
-from chroma_runbook.restore import RestoreRefused, restore_snapshot
-from chroma_runbook.snapshot import SnapshotRefused, plan_snapshot, take_snapshot
+from chroma_runbook.snapshot.manifest import SnapshotError, looks_complete, verify_snapshot
+from chroma_runbook.snapshot.restore import RestoreRefused, restore_snapshot
+from chroma_runbook.snapshot.snapshot import SnapshotRefused, plan_snapshot, take_snapshot
 
 from snapshot_data import SPECS, dump, populate
 
@@ -138,8 +138,8 @@ def test_existing_collection_needs_replace(chroma_pair, tmp_path):
 CRASHER = """
 import sys, time
 sys.path.insert(0, {mu!r})
-from chroma_runbook.connection import connect
-from chroma_runbook import snapshot
+from chroma_runbook.io.connection import connect
+from chroma_runbook.snapshot import snapshot
 real = snapshot.iter_pages
 def slow(collection, page_size):
     for page in real(collection, page_size):
@@ -171,7 +171,7 @@ def test_killed_snapshot_leaves_nothing_valid(chroma_factory, tmp_path):
 
 
 def test_failure_mid_snapshot_cleans_up(chroma_factory, tmp_path, monkeypatch):
-    from chroma_runbook import snapshot
+    from chroma_runbook.snapshot import snapshot
 
     source = chroma_factory("source")
     populate(source.client())

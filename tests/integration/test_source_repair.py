@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from chroma_runbook.snapshot import take_snapshot
-from chroma_runbook.source_repair import repair_source
+from chroma_runbook.snapshot.snapshot import take_snapshot
+from chroma_runbook.snapshot.source_repair import repair_source
 
 DIM = 8
 

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from chromadb.config import Settings
 
-from chroma_runbook.connection import connect
-from chroma_runbook.restore import restore_snapshot
-from chroma_runbook.snapshot import take_snapshot
-from chroma_runbook.transform import Transformer
+from chroma_runbook.io.connection import connect
+from chroma_runbook.snapshot.restore import restore_snapshot
+from chroma_runbook.snapshot.snapshot import take_snapshot
+from chroma_runbook.migrate.transform import Transformer
 from chroma_runbook.validation import registry
 from chroma_runbook.validation.context import CheckResult
 from chroma_runbook.validation.runner import ValidationOptions, run_validation

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from chroma_runbook.app_settings import (
+from chroma_runbook.run.app_settings import (
     MASK,
     AppSettingsError,
     derive,

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from chroma_runbook import checkpoint, fsutil
-from chroma_runbook import run_state as rs
+from chroma_runbook.migrate import checkpoint
+
+from chroma_runbook.io import fsutil
+from chroma_runbook.run import run_state as rs
 from chroma_runbook.validation import report
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +74,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path):
 WRITER = """
 import sys
 sys.path.insert(0, {utils!r})
-from chroma_runbook.fsutil import write_json_atomic
+from chroma_runbook.io.fsutil import write_json_atomic
 i = 0
 while True:
     i += 1

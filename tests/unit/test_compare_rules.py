@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from chroma_runbook.records import Record
-from chroma_runbook.transform import Transformer
+from chroma_runbook.io.records import Record
+from chroma_runbook.migrate.transform import Transformer
 from chroma_runbook.validation.check_counts import check_counts
 from chroma_runbook.validation.check_distribution import check_distribution
 from chroma_runbook.validation.check_duplicates import check_duplicates
@@ -16,8 +16,8 @@ from chroma_runbook.validation.expectation import build_expectation
 from chroma_runbook.validation.runner import _record_pass_rate
 from chroma_runbook.validation.sides import CollectionData
 from chroma_runbook.validation.thresholds import merge_thresholds
-from chroma_runbook.values import FLOAT_MAX_ULP, floats_equal, ulp_distance, values_equal
-from chroma_runbook.verify import _compare
+from chroma_runbook.io.values import FLOAT_MAX_ULP, floats_equal, ulp_distance, values_equal
+from chroma_runbook.migrate.verify import _compare
 
 # Measured on chromadb 1.5.9: written by the client, stored by the server 2 ulp away.
 WRITTEN, STORED = 5.660460279242564e-10, 5.660460279242562e-10

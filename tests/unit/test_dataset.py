@@ -119,7 +119,7 @@ def test_zero_vectors_only_in_cosine_collections(legacy: list[dataset.Collection
 
 def _valid_ratio(variant: str) -> tuple[float, Counter]:
     """Run the real engine Transformer with the lab's routing and schema profile."""
-    from chroma_runbook.transform import Transformer
+    from chroma_runbook.migrate.transform import Transformer
 
     routing = yaml.safe_load((REPO / "group_vars/all/routing.yml").read_text())["chroma_routing"]
     schema = yaml.safe_load((REPO / "group_vars/all/schema_profile.yml").read_text())["chroma_schema_profile"]

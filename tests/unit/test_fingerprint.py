@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from chroma_runbook.fingerprint import collection_fingerprint, drift
-from chroma_runbook.records import Record
+from chroma_runbook.io.fingerprint import collection_fingerprint, drift
+from chroma_runbook.io.records import Record
 
 
 def recs(n: int = 5) -> list[Record]:

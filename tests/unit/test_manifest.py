@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from chroma_runbook.fsutil import HashingWriter, make_private_dir, sha256_file
-from chroma_runbook.manifest import FORMAT, FORMAT_VERSION, SnapshotError, verify_snapshot, write_manifest
+from chroma_runbook.io.fsutil import HashingWriter, make_private_dir, sha256_file
+from chroma_runbook.snapshot.manifest import FORMAT, FORMAT_VERSION, SnapshotError, verify_snapshot, write_manifest
 
 
 def build(tmp_path):

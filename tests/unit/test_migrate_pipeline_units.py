@@ -14,12 +14,12 @@ import httpx
 import numpy as np
 import pytest
 
-from chroma_runbook.batch_writer import AckTracker, write_all
-from chroma_runbook.checkpoint import load, write_atomic
-from chroma_runbook.prefetch import prefetch
-from chroma_runbook.retry import call_with_retry, is_transient
-from chroma_runbook.run_lock import LockHeld, RunLock, check_not_held
-from chroma_runbook.spool import Batch, BatchPlanner, record_json_size
+from chroma_runbook.migrate.batch_writer import AckTracker, write_all
+from chroma_runbook.migrate.checkpoint import load, write_atomic
+from chroma_runbook.io.prefetch import prefetch
+from chroma_runbook.io.retry import call_with_retry, is_transient
+from chroma_runbook.run.run_lock import LockHeld, RunLock, check_not_held
+from chroma_runbook.migrate.spool import Batch, BatchPlanner, record_json_size
 
 
 def batch(i: int) -> Batch:
@@ -123,7 +123,7 @@ def test_atomic_checkpoint_never_leaves_a_partial_file(tmp_path: Path) -> None:
 HOLD = """
 import sys, time
 sys.path.insert(0, {mu!r})
-from chroma_runbook.run_lock import RunLock
+from chroma_runbook.run.run_lock import RunLock
 RunLock({d!r}, "holder-run").acquire()
 print("held", flush=True)
 time.sleep(60)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from tests.lab_vars import group_var
 
-from chroma_runbook.profile import ProfileError, parse_profile
+from chroma_runbook.migrate.profile import ProfileError, parse_profile
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from chroma_runbook.profile import parse_field
-from chroma_runbook.record_checks import (
+from chroma_runbook.migrate.profile import parse_field
+from chroma_runbook.migrate.record_checks import (
     RecordValidator,
     check_embedding,
     check_field,
@@ -15,7 +15,7 @@ from chroma_runbook.record_checks import (
     check_metadata_values,
     coerce,
 )
-from chroma_runbook.records import Record
+from chroma_runbook.io.records import Record
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chroma_runbook.profile import ProfileError
-from chroma_runbook.records import Record
-from chroma_runbook.routing import parse_routing
+from chroma_runbook.migrate.profile import ProfileError
+from chroma_runbook.io.records import Record
+from chroma_runbook.migrate.routing import parse_routing
 
 
 def rec(doc="text", coll="openwebui_core", meta=None) -> Record:

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 from tests.lab_vars import group_var
 
-from chroma_runbook.records import Record
-from chroma_runbook.transform import Transformer
+from chroma_runbook.io.records import Record
+from chroma_runbook.migrate.transform import Transformer
 
 REPO = Path(__file__).resolve().parents[2]
 

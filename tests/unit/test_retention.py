@@ -5,8 +5,8 @@ import os
 import time
 from pathlib import Path
 
-from chroma_runbook.manifest import FORMAT, FORMAT_VERSION, write_manifest
-from chroma_runbook.retention import find_snapshots, plan_prune, prune
+from chroma_runbook.snapshot.manifest import FORMAT, FORMAT_VERSION, write_manifest
+from chroma_runbook.snapshot.retention import find_snapshots, plan_prune, prune
 
 DAY = 86400.0
 

@@ -8,8 +8,8 @@ from typing import Iterator
 
 import pytest
 
-from chroma_runbook.app_probe import Sample, Thresholds, judge, percentile, watch
-from chroma_runbook.server_inventory import compare_counts
+from chroma_runbook.run.app_probe import Sample, Thresholds, judge, percentile, watch
+from chroma_runbook.io.server_inventory import compare_counts
 
 
 class _Handler(BaseHTTPRequestHandler):

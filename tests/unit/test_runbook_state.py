@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chroma_runbook import run_state as rs
-from chroma_runbook.run_summary import freeze_window, render_lines, summarize
+from chroma_runbook.run import run_state as rs
+from chroma_runbook.run.run_summary import freeze_window, render_lines, summarize
 
 
 def test_open_creates_the_layout_and_points_latest(tmp_path: Path) -> None:

@@ -12,12 +12,12 @@ from typing import Iterator
 
 import pytest
 
-from chroma_runbook import run_state as rs
-from chroma_runbook.connection import ConnectionSpec
-from chroma_runbook.jsonlog import RunLog
-from chroma_runbook.migration_options import MigrationOptions, OptionError
-from chroma_runbook.run_lock import lock_status, target_lock_path
-from chroma_runbook.scan import RejectsWriter
+from chroma_runbook.run import run_state as rs
+from chroma_runbook.io.connection import ConnectionSpec
+from chroma_runbook.io.jsonlog import RunLog
+from chroma_runbook.migrate.migration_options import MigrationOptions, OptionError
+from chroma_runbook.run.run_lock import lock_status, target_lock_path
+from chroma_runbook.migrate.scan import RejectsWriter
 
 MODULE_UTILS = str(Path(__file__).resolve().parents[2] / "module_utils")
 TARGET = {"url": "http://127.0.0.1:9"}  # nothing listens: the lock is taken before any connection
@@ -26,8 +26,8 @@ BAD_RUN_IDS = ["with space", "$(touch pwned)", "line\nbreak", "trailing\n", "../
 HOLD = """
 import sys, time
 sys.path.insert(0, {mu!r})
-from chroma_runbook.connection import ConnectionSpec
-from chroma_runbook.run_lock import RunLock, target_lock_path
+from chroma_runbook.io.connection import ConnectionSpec
+from chroma_runbook.run.run_lock import RunLock, target_lock_path
 RunLock("", "run-a", target_lock_path({lock_dir!r}, ConnectionSpec.from_dict({target!r}))).acquire()
 print("held", flush=True)
 time.sleep(120)

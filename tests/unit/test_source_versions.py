@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from chroma_runbook.source import SUPPORTED, SourceRefused, check_version, distance_space, persist_version
+from chroma_runbook.io.source import SUPPORTED, SourceRefused, check_version, distance_space, persist_version
 
 
 @pytest.mark.parametrize("version,api", [("0.4.24", "v1"), ("0.4.0", "v1"), ("0.5.23", "v1"), ("1.0.0", "v2"),

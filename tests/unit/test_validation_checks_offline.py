@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chroma_runbook.transform import Transformer
+from chroma_runbook.migrate.transform import Transformer
 from chroma_runbook.validation.check_counts import check_counts
 from chroma_runbook.validation.check_duplicates import check_duplicates
 from chroma_runbook.validation.check_embeddings import check_embeddings

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from chroma_runbook.validation.check_field_types import field_violation
-from chroma_runbook.values import differing_fields, values_equal
+from chroma_runbook.io.values import differing_fields, values_equal
 from chroma_runbook.validation.context import CheckResult
 from chroma_runbook.validation.inputs import InputError, load_rejects, load_test_queries
 from chroma_runbook.validation.neighbours import distances, matches_where, recall_with_ties, sample_rows
 from chroma_runbook.validation.runner import decide
 from chroma_runbook.validation.thresholds import (DEFAULTS, FAILED, PASSED, SKIPPED, WARNING, ThresholdError,
                                                   grade_high, merge_thresholds, worst)
-from chroma_runbook.profile import parse_field
+from chroma_runbook.migrate.profile import parse_field
 
 
 def test_seed_defaults():

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Optional
 
-from ..profile import FieldRule
+from ..migrate.profile import FieldRule
 from .context import CheckResult, Context
 from .thresholds import grade_high, pct
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..values import differing_fields
+from ..io.values import differing_fields
 from .context import CheckResult, Context
 from .thresholds import PASSED, grade_high, pct, worst
 

@@ -6,7 +6,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from ..transform import Transformer
+from ..migrate.transform import Transformer
 from .expectation import Expectation
 from .sides import CollectionData
 from .thresholds import ROLLBACK_REASONS

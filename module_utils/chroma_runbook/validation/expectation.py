@@ -5,9 +5,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from ..record_checks import RecordValidator
-from ..records import Record
-from ..transform import Transformer
+from ..io.records import Record
+from ..migrate.record_checks import RecordValidator
+from ..migrate.transform import Transformer
 from .sides import CollectionData
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 
-from ..fsutil import make_private_dir, write_atomic
+from ..io.fsutil import make_private_dir, write_atomic
 
 MARKDOWN_TEMPLATE = """\
 # Migration validation report

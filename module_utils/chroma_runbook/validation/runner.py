@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
-from ..clock import utc_stamp
-from ..transform import Transformer
+from ..io.clock import utc_stamp
+from ..migrate.transform import Transformer
 from . import registry
 from .context import CheckResult, Context
 from .expectation import build_expectation_streaming

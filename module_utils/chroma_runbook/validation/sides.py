@@ -7,7 +7,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from ..source import INCLUDE_ALL, collection_space, iter_pages, select_collections
+from ..io.source import INCLUDE_ALL, collection_space, iter_pages, select_collections
 
 
 @dataclass
@@ -121,7 +121,7 @@ def read_snapshot_side(snapshot_dir: str, names: Optional[Sequence[str]], client
     import json
     from pathlib import Path
 
-    from ..manifest import load_manifest, verify_snapshot
+    from ..snapshot.manifest import load_manifest, verify_snapshot
 
     directory = Path(snapshot_dir)
     verified = verify_snapshot(directory)

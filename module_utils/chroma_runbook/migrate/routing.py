@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
+from ..io.records import Record
 from .profile import ProfileError
-from .records import Record
 
 RULE_KEYS = {"name", "target", "match", "description"}
 MATCH_KEYS = {"collection", "document_regex", "metadata"}

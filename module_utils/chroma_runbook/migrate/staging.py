@@ -17,8 +17,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Optional
 
+from ..run.names import MAX_NAME, STAGING_PREFIX, staging_name, staging_prefix  # noqa: F401 - the name rule lives in names
 from .importer import TargetAction, TargetPlan, create_collection, find_collection
-from .names import MAX_NAME, STAGING_PREFIX, staging_name, staging_prefix  # noqa: F401 - the name rule lives in names
 
 class StagingLost(RuntimeError):
     """A staging collection that holds acknowledged batches has disappeared."""

@@ -29,9 +29,9 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
+from ..io.source import read_page
 from .manifest import SnapshotError, load_manifest, verify_snapshot
 from .restore import RestoreFailed, add_kwargs, creation_configuration
-from .source import read_page
 
 PAGE = 1000
 

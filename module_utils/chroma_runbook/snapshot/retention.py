@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from .fsutil import remove_tree
+from ..io.fsutil import remove_tree
 from .manifest import MANIFEST_NAME, SnapshotError, load_manifest
 
 DEFAULT_RETENTION_DAYS = 7

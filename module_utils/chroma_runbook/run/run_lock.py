@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any, Optional
 
-from .connection import ConnectionSpec
+from ..io.connection import ConnectionSpec
 
 LOCK_NAME = "migrate.lock"
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .clock import utc_now, utc_stamp
-from .fsutil import copy_file_hashed, make_private_dir, publish_dir, remove_tree, temp_sibling
+from ..io.clock import utc_now, utc_stamp
+from ..io.fsutil import copy_file_hashed, make_private_dir, publish_dir, remove_tree, temp_sibling
 from .manifest import FORMAT, FORMAT_VERSION, SnapshotError, file_entry, load_manifest, verify_snapshot, write_manifest
 from .snapshot import SnapshotRefused, SnapshotResult, chromadb_version, check_destination, new_snapshot_id
 

@@ -12,10 +12,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator, Optional, Sequence, TextIO
 
+from ..io.fsutil import open_private
+from ..io.records import Record
 from .exporter import SourceCollection, iter_source_records
-from .fsutil import open_private
 from .record_checks import RecordValidator
-from .records import Record
 from .spool import BatchPlanner, record_json_size
 from .transform import Transformer
 

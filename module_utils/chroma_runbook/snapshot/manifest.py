@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fsutil import CHUNK, sha256_file, write_private_bytes
+from ..io.fsutil import CHUNK, sha256_file, write_private_bytes
 
 FORMAT = "chroma-runbook-snapshot"
 FORMAT_VERSION = 1

@@ -22,9 +22,9 @@ from typing import Any, BinaryIO, Callable, Iterator, Optional
 import numpy as np
 import orjson
 
+from ..io.fsutil import DIR_MODE, open_private
+from ..io.records import Record
 from .checkpoint import write_atomic
-from .fsutil import DIR_MODE, open_private
-from .records import Record
 
 MANIFEST = "manifest.json"
 FLOAT_JSON_BYTES = 16  # upper bound for one float32 in JSON, comma included

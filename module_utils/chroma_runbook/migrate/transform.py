@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+from ..io.records import Record
 from .profile import FieldRule, SchemaProfile, parse_profile
 from .record_checks import (
     check_embedding,
@@ -16,7 +17,6 @@ from .record_checks import (
     check_metadata_values,
     coerce,
 )
-from .records import Record
 from .routing import Router, parse_routing
 
 HNSW_METADATA_PREFIX = "hnsw:"

@@ -15,20 +15,20 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from ..io.connection import connect
+from ..io.fsutil import make_private_dir
+from ..io.jsonlog import RunLog
+from ..io.niced import run_niced
+from ..io.prefetch import prefetch
+from ..io.source import SourceRefused, describe_source, open_source, require_current
+from ..run.run_lock import RunLock, check_not_held
 from .batch_writer import AckTracker, write_all
 from .checkpoint import CHECKPOINT_VERSION, checkpoint_path, load, now_iso, write_atomic
-from .connection import connect
 from .exporter import SourceCollection, select_collections
-from .fsutil import make_private_dir
 from .importer import TargetAction, TargetPlan, create_collection, decide_actions, find_collection, write_batch
-from .jsonlog import RunLog
 from .migration_options import MigrationOptions
-from .niced import run_niced
 from .precopy import FingerprintStore, StagingSync, SyncOptions, drop_unplanned, fingerprint_path, remove_store
-from .prefetch import prefetch
-from .run_lock import RunLock, check_not_held
 from .scan import RejectsWriter, ScanOptions, ScanResult, scan_sources
-from .source import SourceRefused, describe_source, open_source, require_current
 from .spool import Batch, BatchFeed, BatchRef, SpoolWriter, iter_batches, load_manifest, remove
 from .staging import StagingArea
 from .verify import verify_counts, verify_sample

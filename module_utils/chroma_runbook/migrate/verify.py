@@ -6,11 +6,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..io.paging import page_to_records
+from ..io.source import INCLUDE_ALL
+from ..io.values import differing_fields
 from .exporter import SourceCollection
-from .paging import page_to_records
-from .source import INCLUDE_ALL
 from .transform import Transformer
-from .values import differing_fields
 
 # Chroma may return cosine vectors a few ulps off (measured ~2.4e-7); l2/ip are bit-exact.
 COSINE_ATOL = 1e-5

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-from .templating import compile_template
+from ..run.templating import compile_template
 
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),

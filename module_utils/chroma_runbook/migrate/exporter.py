@@ -7,9 +7,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Sequence
 
-from . import source
-from .paging import page_to_records
-from .records import Record
+from ..io import source
+from ..io.paging import page_to_records
+from ..io.records import Record
 
 
 @dataclass(frozen=True)

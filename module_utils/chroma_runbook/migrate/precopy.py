@@ -32,15 +32,15 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 import numpy as np
 import orjson
 
+from ..io.paging import page_to_records
+from ..io.prefetch import prefetch
+from ..io.records import Record
+from ..io.retry import call_with_retry
+from ..io.source import read_page
 from .batch_writer import AckTracker, write_all
 from .exporter import SourceCollection
 from .importer import write_batch
-from .paging import page_to_records
-from .prefetch import prefetch
-from .records import Record
-from .retry import call_with_retry
 from .scan import RejectsWriter, ScanOptions, ScanResult, scan_sources
-from .source import read_page
 from .spool import Batch, BatchPlanner, record_json_size
 from .staging import StagingArea
 from .transform import Transformer

@@ -23,11 +23,11 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .clock import compact_stamp, utc_now, utc_stamp
-from .fsutil import HashingWriter, make_private_dir, publish_dir, remove_tree, temp_sibling, write_private_bytes
-from . import source
+from ..io import source
+from ..io.clock import compact_stamp, utc_now, utc_stamp
+from ..io.fsutil import HashingWriter, make_private_dir, publish_dir, remove_tree, temp_sibling, write_private_bytes
+from ..io.source import iter_pages
 from .manifest import FORMAT, FORMAT_VERSION, file_entry, looks_complete, write_manifest
-from .source import iter_pages
 
 DEFAULT_PAGE_SIZE = 1000
 EMBEDDING_DTYPE = np.dtype("<f4")

@@ -7,10 +7,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .connection import ConnectionSpec
+from ..io.connection import ConnectionSpec
+from ..run.run_lock import LOCK_NAME, target_lock_path
+from ..run.run_state import run_id_problem
 from .importer import EXISTING_MODES
-from .run_lock import LOCK_NAME, target_lock_path
-from .run_state import run_id_problem
 from .transform import Transformer
 
 MAX_BATCH_SIZE = 5461

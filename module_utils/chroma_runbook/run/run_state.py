@@ -23,8 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional
 
-from .clock import compact_stamp, utc_stamp
-from .fsutil import DIR_MODE, FILE_MODE, open_private, write_json_atomic
+from ..io.clock import compact_stamp, utc_stamp
+from ..io.fsutil import DIR_MODE, FILE_MODE, open_private, write_json_atomic
 from .names import checkpoint_file, staging_prefix
 
 STATE_FILE = "state.json"

@@ -16,8 +16,8 @@ from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 
+from ..io.records import Record
 from .profile import FieldRule
-from .records import Record
 
 RESERVED_METADATA_KEYS = ("chroma:document",)
 TRUE_STRINGS = {"true", "yes", "1", "on"}

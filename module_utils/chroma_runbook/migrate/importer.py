@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from .retry import call_with_retry
+from ..io.retry import call_with_retry
 from .spool import Batch
 
 EXISTING_MODES = ("fail", "replace", "merge")
@@ -104,7 +104,7 @@ def decide_actions(client: Any, plans: list[TargetPlan], state: dict[str, dict[s
 
 
 def _settings_problem(col: Any, plan: TargetPlan) -> Optional[str]:
-    from .source import distance_space
+    from ..io.source import distance_space
 
     space = distance_space(dict(col.metadata or {}), col.configuration_json)
     if plan.space and space != plan.space:

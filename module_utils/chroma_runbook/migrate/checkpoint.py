@@ -8,9 +8,9 @@ import json
 import os
 from typing import Any, Optional
 
-from .clock import utc_stamp
-from .fsutil import write_json_atomic
-from .names import checkpoint_file
+from ..io.clock import utc_stamp
+from ..io.fsutil import write_json_atomic
+from ..run.names import checkpoint_file
 
 CHECKPOINT_VERSION = 1
 
