@@ -61,6 +61,13 @@ options:
   snapshot_id:
     description: Id recorded in the manifest. Default C(snap-<UTC time>-<random>).
     type: str
+  fingerprint:
+    description:
+      - Also return C(fingerprint), the same as M(chroma_info) C(fingerprint=true) returns, taken from the pages
+        the snapshot writes (logical, one read of the source instead of two). Not returned when a complete
+        snapshot was already at O(path).
+    type: bool
+    default: false
   persist_dir:
     description: The persist directory to copy (C(kind=physical)).
     type: path
@@ -140,6 +147,10 @@ kept:
   description: Snapshot directory to the reason it was kept.
   returned: state=pruned
   type: dict
+fingerprint:
+  description: Per collection its count and a SHA-256 of its records, the overall SHA-256 and the scope (as M(chroma_info) returns it).
+  returned: when fingerprint=true and a logical snapshot was written
+  type: dict
 message:
   description: One line for the operator.
   returned: always
@@ -165,6 +176,7 @@ ARGUMENT_SPEC = {
     "collections": {"type": "list", "elements": "str"},
     "page_size": {"type": "int", "default": 1000},
     "snapshot_id": {"type": "str"},
+    "fingerprint": {"type": "bool", "default": False},
     "persist_dir": {"type": "path"},
     "retention_days": {"type": "float", "default": 7},
     "protect": {"type": "list", "elements": "str", "default": []},
@@ -183,7 +195,7 @@ def _logical(module: AnsibleModule) -> dict:
     if module.check_mode:
         return plan_snapshot(client, dest, params["collections"]).as_dict()
     return take_snapshot(client, dest, params["collections"], params["page_size"], spec.describe(),
-                         params["snapshot_id"]).as_dict()
+                         params["snapshot_id"], params["fingerprint"]).as_dict()
 
 
 def _physical(module: AnsibleModule) -> dict:

@@ -26,16 +26,21 @@ def test_snapshot_restore_validate_playbooks(chroma_pair, tmp_path):
     assert res["changed"] and res["collections"] == {s["name"]: s["n"] for s in SPECS}
     assert not (tmp_path / "runs").exists()
 
-    rc, res, out = run_module(tmp_path, "chroma_snapshot", {"source": src, "path": str(snap),
+    rc, res, out = run_module(tmp_path, "chroma_snapshot", {"source": src, "path": str(snap), "fingerprint": True,
                                                              "snapshot_id": "pre-migration-1"}, name="s1")
     assert rc == 0, out
     assert res["changed"] and res["snapshot_id"] == "pre-migration-1" and res["total_records"] == 1450
     assert res["total_bytes"] > 0 and (snap / "manifest.json").is_file()
     manifest = json.loads((snap / "manifest.json").read_text())
     assert manifest["server"] == source.url
+    # the fingerprint taken from the snapshot's own pages is the one chroma_info takes (the gate's drift check)
+    rc, info, out = run_module(tmp_path, "chroma_info", {"server": src, "fingerprint": True}, name="f1")
+    assert rc == 0 and res["fingerprint"] == info["fingerprint"], out
+    assert sorted(res["fingerprint"]["collections"]) == sorted(s["name"] for s in SPECS)
 
-    rc, res, out = run_module(tmp_path, "chroma_snapshot", {"source": src, "path": str(snap)}, name="s2")
-    assert rc == 0 and res["changed"] is False, out  # idempotent
+    rc, res, out = run_module(tmp_path, "chroma_snapshot", {"source": src, "path": str(snap), "fingerprint": True},
+                              name="s2")
+    assert rc == 0 and res["changed"] is False and "fingerprint" not in res, out  # idempotent
 
     tgt = {"url": target.url}
     rc, res, out = run_module(tmp_path, "chroma_restore", {"path": str(snap), "target": tgt}, check=True, name="r0")

@@ -30,24 +30,39 @@ def record_digest(record: Record) -> bytes:
     return digest.digest()
 
 
+def page_digests(page: Mapping[str, Any], collection: str) -> list[tuple[str, bytes]]:
+    """``(id, digest)`` of each record of one ``get()`` page."""
+    return [(r.id, record_digest(r)) for r in page_to_records(dict(page), collection)]
+
+
+def digests_fingerprint(pairs: Iterable[tuple[str, bytes]]) -> dict[str, Any]:
+    """``{count, sha256}`` of one collection from its records' ``(id, digest)`` pairs, in any order."""
+    ordered = sorted(pairs)
+    digest = hashlib.sha256()
+    for _, one in ordered:
+        digest.update(one)
+    return {"count": len(ordered), "sha256": digest.hexdigest()}
+
+
 def collection_fingerprint(records: Iterable[Record]) -> dict[str, Any]:
     """``{count, sha256}`` of one collection's records."""
-    pairs = sorted((r.id, record_digest(r)) for r in records)
-    digest = hashlib.sha256()
-    for _, one in pairs:
-        digest.update(one)
-    return {"count": len(pairs), "sha256": digest.hexdigest()}
+    return digests_fingerprint((r.id, record_digest(r)) for r in records)
+
+
+def assemble(per: dict[str, Any], collections: Optional[Sequence[str]]) -> dict[str, Any]:
+    """The whole fingerprint from each collection's; scope: the collections asked for, or "all"
+    (then a collection created later is a drift too)."""
+    overall = hashlib.sha256(json.dumps(per, sort_keys=True).encode("utf-8")).hexdigest()
+    return {"collections": per, "sha256": overall, "scope": sorted(collections) if collections else "all"}
 
 
 def take_fingerprint(client: Any, collections: Optional[Sequence[str]] = None, page_size: int = 1000) -> dict[str, Any]:
     """The fingerprint of every collection (or those named) of ``client`` (a source.open_source reader)."""
     per: dict[str, Any] = {}
     for collection in select_collections(client, sorted(collections) if collections else None):
-        per[collection.name] = collection_fingerprint(
-            r for page in iter_pages(collection, page_size) for r in page_to_records(page, collection.name))
-    overall = hashlib.sha256(json.dumps(per, sort_keys=True).encode("utf-8")).hexdigest()
-    # scope: the collections asked for, or "all" (then a collection created later is a drift too)
-    return {"collections": per, "sha256": overall, "scope": sorted(collections) if collections else "all"}
+        per[collection.name] = digests_fingerprint(
+            pair for page in iter_pages(collection, page_size) for pair in page_digests(page, collection.name))
+    return assemble(per, collections)
 
 
 def drift(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> list[dict[str, Any]]:
