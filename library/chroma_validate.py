@@ -95,6 +95,30 @@ options:
     description: Offending ids listed per kind in each check (the counts are always complete).
     type: int
     default: 20
+  phase:
+    description:
+      - "V(full): every check on every record (pre-copy off, or no pre-validation)."
+      - "V(precopy): before the freeze, after chroma_migrate's pre-copy, while the apps still write. The
+        source is read live; a record whose content fingerprint equals the one the pre-copy kept for what
+        it staged is checked in the run's staging collections (embedding integrity, metadata completeness,
+        field types); a record changed since the pre-copy read it, or not read, is left to the freeze,
+        never a failure. The records checked and their fingerprints go to C(<report_dir>/prevalidation.json).
+        The totals are not run. On FAILED the failing records are marked to be sent again by the next pass."
+      - "V(freeze): under the freeze, after the delta. The record checks run on every record that was not
+        checked before the freeze with the content it has now, or that the delta sent
+        (C(<checkpoint_dir>/<run_id>.delta_ids.json)); counts, distribution, duplicates, citation references
+        and semantic search run over the whole collections (read without embeddings). The report merges
+        both parts and says, per check, when it ran (RV(checks[].ran)) and how long each part took
+        (RV(timing)). Without a pre-validation or a delta file this is V(full)."
+    type: str
+    choices: [full, precopy, freeze]
+    default: full
+  run_id:
+    description: The migration's run id (needed by O(phase=precopy) and O(phase=freeze)).
+    type: str
+  checkpoint_dir:
+    description: The migration's checkpoint directory (fingerprints, delta ids); needed by O(phase=precopy) and O(phase=freeze).
+    type: path
 attributes:
   check_mode:
     support: full
@@ -156,7 +180,8 @@ records:
   returned: always
   type: dict
 checks:
-  description: One entry per check with name, title, status, summary, figures, offending_ids (truncated), offending_counts, notes.
+  description: "One entry per check with name, title, status, summary, figures, offending_ids (truncated), offending_counts,
+    notes, C(ran) (when it ran: before or under the freeze, which part, how many records) and C(ran_text)."
   returned: always
   type: list
   elements: dict
@@ -176,17 +201,25 @@ reports_written:
   description: False in check mode.
   returned: always
   type: bool
+timing:
+  description: "Which part ran when: C(precopy) (bool), C(before_freeze_s), C(under_freeze_s),
+    C(records_before_freeze), C(records_under_freeze), C(note)."
+  returned: always
+  type: dict
 duration_seconds:
-  description: Time the validation took.
+  description: Time the validation took (with O(phase=freeze), the part under the freeze).
   returned: always
   type: float
 """
+
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible.module_utils.chroma_runbook.io.connection import ConnectionSpec, connect, connection_option
 from ansible.module_utils.chroma_runbook.io.source import SourceRefused, open_source
 from ansible.module_utils.chroma_runbook.migrate.transform import Transformer
+from ansible.module_utils.chroma_runbook.validation.phased import run_freeze_validation, run_prevalidation
 from ansible.module_utils.chroma_runbook.validation.runner import ValidationOptions, run_validation
 
 ARGUMENT_SPEC = {
@@ -206,11 +239,26 @@ ARGUMENT_SPEC = {
     "page_size": {"type": "int", "default": 1000},
     "workers": {"type": "int", "default": 4},
     "max_listed_ids": {"type": "int", "default": 20},
+    "phase": {"type": "str", "default": "full", "choices": ["full", "precopy", "freeze"]},
+    "run_id": {"type": "str"},
+    "checkpoint_dir": {"type": "path"},
 }
 
 
+def _validate(p: dict[str, Any], source: Any, target: Any, transformer: Transformer, options: ValidationOptions,
+              write: bool) -> dict[str, Any]:
+    """The part of the validation ``phase`` asks for."""
+    if p["phase"] == "precopy":
+        return run_prevalidation(source, target, transformer, options, p["run_id"], p["checkpoint_dir"], write)
+    if p["phase"] == "freeze":
+        return run_freeze_validation(source, target, transformer, options, p["run_id"], p["checkpoint_dir"], write)
+    return run_validation(source, target, transformer, options, write=write)
+
+
 def run_module() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                           required_if=[("phase", "precopy", ("run_id", "checkpoint_dir")),
+                                        ("phase", "freeze", ("run_id", "checkpoint_dir"))])
     p = module.params
     try:
         source_spec = ConnectionSpec.from_dict(p["source"], "source")
@@ -228,8 +276,7 @@ def run_module() -> None:
     except ValueError as exc:  # ConnectionError_, ProfileError, ThresholdError: the option is named
         module.fail_json(msg=str(exc))
     try:
-        report = run_validation(open_source(source_spec), connect(target_spec), transformer, options,
-                                write=not module.check_mode)
+        report = _validate(p, open_source(source_spec), connect(target_spec), transformer, options, not module.check_mode)
     except SourceRefused as exc:  # unsupported version, old persist directory: said as it is
         module.fail_json(msg=str(exc))
     except ValueError as exc:  # bad input file, missing source collection, moving data

@@ -61,6 +61,8 @@ def test_validation_failure_rolls_back_automatically(lab: Lab, tmp_path: Path) -
         run = run_playbook(lab, "migrate.yml", tmp_path,
                            {"confirm": "yes", "chroma_min_valid_ratio": 0.5, "chroma_expected_counts": source_before,
                             "chroma_validate_thresholds": {"embedding_atol": 0, "embedding_rtol": 0},
+                            # a pre-copy's pre-validation would stop this before the freeze (last test)
+                            "chroma_precopy": False,
                             "chroma_notify_webhooks": [receiver.hook()]})
         texts = receiver.texts()
     finally:
@@ -119,3 +121,33 @@ def test_rollback_with_drop_target_drops_the_runs_staging_leftovers(lab: Lab, tm
     finally:
         if theirs in {c.name for c in client.list_collections()}:
             client.delete_collection(theirs)
+
+
+def test_a_failed_prevalidation_stops_before_the_freeze(lab: Lab, tmp_path: Path) -> None:
+    """With the pre-copy, the record checks run on the staging collections before the freeze:
+    a FAILED verdict there stops the run with nothing frozen and the apps still writing."""
+    source_before = lab.counts(lab.source)
+    receiver = WebhookReceiver(tmp_path).start()
+    try:
+        run = run_playbook(lab, "migrate.yml", tmp_path,
+                           {"confirm": "yes", "chroma_min_valid_ratio": 0.5, "chroma_expected_counts": source_before,
+                            "chroma_validate_thresholds": {"embedding_atol": 0, "embedding_rtol": 0},
+                            "chroma_notify_webhooks": [receiver.hook()]})
+        texts = receiver.texts()
+    finally:
+        receiver.stop()
+    assert run.status == "failed", run.explain()
+    failed = dict(run.failed_tasks)
+    stop = failed.get("Stop before freezing anything", "")
+    assert stop.startswith("STOPPED BEFORE THE FREEZE: pre-validation FAILED (Embedding Corruption"), run.failed_tasks
+    assert "Nothing was frozen" in stop
+    assert not any(p.startswith("(2/7)") for p in run.plays), run.plays
+    assert milestones(texts) == [], texts             # no window was opened, nothing frozen
+    state = lab.latest_state()
+    assert state["status"] == "stopped" and "freeze" not in state["steps"], state["steps"].keys()
+    assert state["steps"]["prevalidate"]["result"]["overall_status"] == "FAILED"
+    report = json.loads((lab.latest_run() / "reports" / "validation_report.json").read_text())
+    emb = next(c for c in report["checks"] if c["name"] == "embedding_integrity")
+    assert emb["status"] == "FAILED" and emb["ran_text"].startswith("before the freeze (pre-copy, ")
+    # the apps still write through the front door, to the source
+    _apps_on_source_and_writes_open(lab, source_before)

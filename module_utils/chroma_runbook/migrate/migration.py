@@ -27,7 +27,8 @@ from .checkpoint import CHECKPOINT_VERSION, checkpoint_path, load, now_iso, writ
 from .exporter import SourceCollection, select_collections
 from .importer import TargetAction, TargetPlan, create_collection, decide_actions, find_collection, write_batch
 from .migration_options import MigrationOptions
-from .precopy import FingerprintStore, StagingSync, SyncOptions, drop_unplanned, fingerprint_path, remove_store
+from .precopy import (FingerprintStore, StagingSync, SyncOptions, delta_ids_path, drop_unplanned, fingerprint_path,
+                      remove_store, write_delta_ids)
 from .scan import RejectsWriter, ScanOptions, ScanResult, scan_sources
 from .spool import Batch, BatchFeed, BatchRef, SpoolWriter, iter_batches, load_manifest, remove
 from .staging import StagingArea
@@ -375,6 +376,8 @@ class Migration:
             delta = dict(sync.stats.to_dict(), applied=True, read=scan.total,
                          duration_s=round(time.perf_counter() - t0, 3))
             self.phases["delta"] = delta
+            # every id any delta attempt of this run sent: the validation under the freeze re-checks them
+            write_delta_ids(delta_ids_path(self.opts.checkpoint_dir, str(self.opts.run_id)), self._fingerprints().touched())
             self._record_scan(scan)
             with state.lock:
                 for name, info in scan.targets.items():

@@ -65,6 +65,31 @@ def fingerprint_path(checkpoint_dir: str, run_id: str) -> str:
     return os.path.join(checkpoint_dir, f"{run_id}.fingerprints.sqlite")
 
 
+def delta_ids_path(checkpoint_dir: str, run_id: str) -> str:
+    """Where the delta's sent ids are kept for the validation under the freeze (outlives the store)."""
+    return os.path.join(checkpoint_dir, f"{run_id}.delta_ids.json")
+
+
+def write_delta_ids(path: str, touched: dict[str, list[str]]) -> None:
+    """``{target: [ids the delta sent]}``, replaced atomically."""
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(orjson.dumps({t: sorted(ids) for t, ids in sorted(touched.items())}))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def load_delta_ids(path: str) -> Optional[dict[str, set[str]]]:
+    """The delta's sent ids per target; None when no delta wrote the file."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, "rb") as handle:
+        data = orjson.loads(handle.read())
+    return {str(t): set(ids) for t, ids in data.items()}
+
+
 class FingerprintStore:
     """What each staging collection holds: ``(target, id) -> digest``; NULL = pending (unknown).
 
@@ -82,6 +107,9 @@ class FingerprintStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS fp (target TEXT NOT NULL, id TEXT NOT NULL, digest BLOB, "
                          "PRIMARY KEY (target, id)) WITHOUT ROWID")
+        # ids the delta under the freeze sent (the validation under the freeze re-checks them)
+        self._db.execute("CREATE TABLE IF NOT EXISTS touched (target TEXT NOT NULL, id TEXT NOT NULL, "
+                         "PRIMARY KEY (target, id)) WITHOUT ROWID")
 
     def load(self) -> dict[str, dict[str, Optional[bytes]]]:
         """Every target's ``{id: digest or None}``."""
@@ -95,8 +123,21 @@ class FingerprintStore:
         with self._lock:
             return {t: int(n) for t, n in self._db.execute("SELECT target, COUNT(*) FROM fp GROUP BY target")}
 
-    def mark_pending(self, target: str, ids: Sequence[str]) -> None:
-        self._write("INSERT OR REPLACE INTO fp (target, id, digest) VALUES (?, ?, NULL)", [(target, i) for i in ids])
+    def mark_pending(self, target: str, ids: Sequence[str], touched: bool = False) -> None:
+        """Fingerprints unknown until acknowledged; ``touched``: the delta sends them (kept for validation)."""
+        rows = [(target, i) for i in ids]
+        statements = [("INSERT OR REPLACE INTO fp (target, id, digest) VALUES (?, ?, NULL)", rows)]
+        if touched:
+            statements.append(("INSERT OR IGNORE INTO touched (target, id) VALUES (?, ?)", rows))
+        self._write_many(statements)
+
+    def touched(self) -> dict[str, list[str]]:
+        """Every id a delta pass of this run sent, per target."""
+        out: dict[str, list[str]] = {}
+        with self._lock:
+            for target, rid in self._db.execute("SELECT target, id FROM touched"):
+                out.setdefault(target, []).append(rid)
+        return out
 
     def set(self, target: str, ids: Sequence[str], digests: Sequence[bytes]) -> None:
         self._write("INSERT OR REPLACE INTO fp (target, id, digest) VALUES (?, ?, ?)",
@@ -112,10 +153,15 @@ class FingerprintStore:
         self._write("DELETE FROM fp", [()])
 
     def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        self._write_many([(sql, rows)])
+
+    def _write_many(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """All statements in one transaction."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(sql, rows)
+                for sql, rows in statements:
+                    self._db.executemany(sql, rows)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -307,7 +353,7 @@ class StagingSync:
         known = self.store.load()
         feed = _Feed(depth=self.opts.writers + 2)
         errors: list[BaseException] = []
-        worker = threading.Thread(target=self._write_loop, args=(feed, errors), name="chroma-sync-write", daemon=True)
+        worker = threading.Thread(target=self._write_loop, args=(feed, errors, live), name="chroma-sync-write", daemon=True)
         worker.start()
         sink = DeltaSink(known, self.opts.batch_size, self.opts.max_body_bytes, feed.put, self.stats,
                          0 if live else self.opts.changed_sample)
@@ -341,7 +387,7 @@ class StagingSync:
         return scan
 
     # --- writing -------------------------------------------------------------------
-    def _write_loop(self, feed: _Feed, errors: list[BaseException]) -> None:
+    def _write_loop(self, feed: _Feed, errors: list[BaseException], live: bool) -> None:
         def on_retry(attempt: int, exc: BaseException, delay: float, batch: DeltaBatch) -> None:
             self.stats.retries += 1
             self.log("retry", level="warning", collection=batch.target, batch_index=batch.index, attempt=attempt,
@@ -350,7 +396,7 @@ class StagingSync:
         def send(batch: Batch) -> None:
             assert isinstance(batch, DeltaBatch)
             col = self.staging.collection_for(batch.target, batch.source)
-            self.store.mark_pending(batch.target, batch.ids)
+            self.store.mark_pending(batch.target, batch.ids, touched=not live)
             if batch.replace:
                 call_with_retry(lambda: col.delete(ids=batch.replace), self.opts.max_retries, self.opts.retry_delay,
                                 lambda a, e, d: on_retry(a, e, d, batch))

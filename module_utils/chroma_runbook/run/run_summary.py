@@ -6,7 +6,7 @@ from typing import Any, Mapping, Optional
 from .run_state import parse_time, seconds_between
 
 # The order steps are shown in; unknown steps follow in start order.
-STEP_ORDER = ("preflight", "precopy", "freeze", "snapshot", "migrate", "validate", "gate", "cutover", "rollback")
+STEP_ORDER = ("preflight", "precopy", "prevalidate", "freeze", "snapshot", "migrate", "validate", "gate", "cutover", "rollback")
 
 
 def _ordered_steps(steps: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -80,7 +80,9 @@ def precopy_split(state: Mapping[str, Any]) -> Optional[dict[str, Any]]:
     delta = migrate.get("delta") or {}
     if not pre and not delta:
         return None
-    return {
+    before_checks = ((steps.get("prevalidate") or {}).get("result") or {}).get("timing") or {}
+    under_checks = ((steps.get("validate") or {}).get("result") or {}).get("timing") or {}
+    split = {
         "before_freeze": {"records_read": pre.get("read"), "staged": pre.get("added", 0) + pre.get("replaced", 0),
                           "duration_s": pre.get("duration_s"),
                           "checks": "every record transformed and validated against the profile while live"},
@@ -91,6 +93,14 @@ def precopy_split(state: Mapping[str, Any]) -> Optional[dict[str, Any]]:
                                    "target; every record the delta sent plus the sample compared field by field; "
                                    "then the eight checks of the validate step"},
     }
+    split["before_freeze"]["validation"] = {"duration_s": before_checks.get("before_freeze_s"),
+                                            "records": before_checks.get("records_before_freeze"),
+                                            "status": ((steps.get("prevalidate") or {}).get("result") or {})
+                                            .get("overall_status")}
+    split["under_freeze"]["validation"] = {"duration_s": under_checks.get("under_freeze_s"),
+                                           "records": under_checks.get("records_under_freeze"),
+                                           "mode": under_checks.get("mode")}
+    return split
 
 
 def migration_duration(state: Mapping[str, Any]) -> Optional[float]:
@@ -155,10 +165,19 @@ def render_lines(summary: Mapping[str, Any]) -> list[str]:
         before, under = split["before_freeze"], split["under_freeze"]
         lines.append(f"  before the freeze (live): pre-copy read {before['records_read']}, staged {before['staged']}"
                      f" in {before['duration_s']} s")
+        checks = before.get("validation") or {}
+        if checks.get("duration_s") is not None:
+            lines.append(f"  before the freeze (live): validation {checks['status']} on {checks['records']} pre-copied "
+                         f"records in {checks['duration_s']} s")
         if under.get("records_read") is not None:
             lines.append(f"  under the freeze: delta read {under['records_read']}, added {under['added']}, replaced "
                          f"{under['replaced']}, deleted {under['deleted']} in {under['duration_s']} s; verified "
                          f"{under['verified_records']} records (every one sent + sample) and all counts")
+        checks = under.get("validation") or {}
+        if checks.get("duration_s") is not None:
+            what = (f"{checks['records']} records + totals" if checks.get("records") is not None
+                    else "every record (no pre-validation)")
+            lines.append(f"  under the freeze: validation on {what} in {checks['duration_s']} s")
     freeze = summary["freeze"]
     if freeze.get("still_frozen_for_apps"):
         lines.append(f"  writes frozen since {freeze['frozen_at']} and still frozen")

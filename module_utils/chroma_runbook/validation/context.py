@@ -27,6 +27,8 @@ class CheckResult:
     # (target collection, id) of the records this check fails: ids are unique per collection only,
     # so the pass rate counts pairs (a lost record counts under the collection it was expected in)
     failed_ids: set[tuple[str, str]] = field(default_factory=set)
+    # when it ran: [{"when": "before the freeze"|"under the freeze", "part": ..., "records": n, "totals": bool}]
+    ran: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rollback_reason(self) -> str:
@@ -47,7 +49,20 @@ class CheckResult:
             "offending_ids": self.offending,
             "offending_counts": self.offending_counts,
             "notes": self.notes,
+            "ran": self.ran,
+            "ran_text": ran_text(self.ran),
         }
+
+
+def ran_text(ran: list[dict[str, Any]]) -> str:
+    """"before the freeze (pre-copy, 9000 records); under the freeze (delta, 90 records + totals)"."""
+    parts = []
+    for part in ran:
+        what = f"{part['part']}, {part['records']} records" if part.get("records") is not None else part["part"]
+        if part.get("totals"):
+            what += " + totals" if part.get("records") is not None else ""
+        parts.append(f"{part['when']} ({what})")
+    return "; ".join(parts)
 
 
 @dataclass

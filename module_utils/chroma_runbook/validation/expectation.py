@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 from ..io.records import Record
+from ..migrate.precopy import record_fingerprint
 from ..migrate.record_checks import RecordValidator
 from ..migrate.transform import Transformer
 from .sides import CollectionData
@@ -54,9 +55,13 @@ def build_expectation(transformer: Transformer, source: dict[str, CollectionData
     return build_expectation_streaming(transformer, ((name, coll) for name, coll in source.items()))
 
 
-def build_expectation_streaming(transformer: Transformer,
-                                collections: Iterable[tuple[str, CollectionData]]) -> Expectation:
-    """Same, consuming collections as they arrive (so reading and transforming overlap)."""
+def build_expectation_streaming(transformer: Transformer, collections: Iterable[tuple[str, CollectionData]],
+                                digests: Optional[dict[tuple[str, str], bytes]] = None) -> Expectation:
+    """Same, consuming collections as they arrive (so reading and transforming overlap).
+
+    ``digests``, when given, receives each expected record's content fingerprint under
+    ``(target, id)``: the one the pre-copy keeps for what it staged (precopy.record_fingerprint).
+    """
     declared = {t: transformer.declared_dimension(t) for t in transformer.target_collections()}
     validator = RecordValidator(declared_dimensions=declared, unique_fields=transformer.unique_fields())
     exp = Expectation()
@@ -78,6 +83,9 @@ def build_expectation_streaming(transformer: Transformer,
                 exp.issue_counts.update(i.split(":")[0] for i in issues)
                 continue
             fed.add(out.target_collection)
+            if digests is not None:
+                digests[(out.target_collection, rid)] = record_fingerprint(rid, out.document, out.metadata,
+                                                                           out.embedding)
             exp.placed[(name, rid)] = out.target_collection
             exp.targets.setdefault(out.target_collection, {})[rid] = Expected(name, row, out.metadata, out.document)
     return exp

@@ -27,7 +27,11 @@ MARKDOWN_TEMPLATE = """\
 | Source | {{ r.source }} ({{ r.source_total }} records in {{ r.source_collections | length }} collections) |
 | Target | {{ r.target }} ({{ r.target_total }} records in {{ r.target_collections | length }} collections) |
 | Started | {{ r.started_at }} |
-| Duration | {{ r.duration_seconds }} s |
+| Duration | {{ r.duration_seconds }} s{% if r.timing is defined and r.timing.precopy %} under the freeze{% endif %} |
+{% if r.timing is defined %}
+| Before the freeze | {% if r.timing.precopy %}{{ r.timing.before_freeze_s }} s (pre-copy, {{ r.timing.records_before_freeze }} records){% else %}- (pre-copy off){% endif %} |
+| Under the freeze | {% if r.timing.under_freeze_s is none %}not run yet{% else %}{{ r.timing.under_freeze_s }} s{% if r.timing.records_under_freeze is defined %} (delta, {{ r.timing.records_under_freeze }} records + totals){% endif %}{% endif %} |
+{% endif %}
 
 Tests: {{ r.summary.total }}, passed {{ r.summary.passed }}, warnings {{ r.summary.warnings }}, \
 failed {{ r.summary.failed }}{% if r.summary.skipped %}, skipped {{ r.summary.skipped }}{% endif %}.
@@ -49,17 +53,25 @@ no rejects file was given to confirm them (not counted as loss).
 data loss {{ r.data_loss_percentage }}%.
 
 ## Checks
+{% if r.timing is defined %}
 
-| # | Check | Status | Summary |
-|---|---|---|---|
+When they ran: {{ r.timing.note }}.
+{% endif %}
+
+| # | Check | Status | When it ran | Summary |
+|---|---|---|---|---|
 {% for c in r.checks %}
-| {{ loop.index }} | {{ c.title }} | {{ c.status }} | {{ c.summary | replace("|", "/") }} |
+| {{ loop.index }} | {{ c.title }} | {{ c.status }} | {{ c.ran_text | default("-", true) }} | {{ c.summary | replace("|", "/") }} |
 {% endfor %}
 {% for c in r.checks %}
 
 ### {{ loop.index }}. {{ c.title }}: {{ c.status }}
 
 {{ c.summary }}
+{% if c.ran_text | default("") %}
+
+Ran: {{ c.ran_text }}.
+{% endif %}
 {% for note in c.notes %}
 
 > {{ note }}

@@ -71,11 +71,13 @@ class ParallelReader:
     def __init__(self, workers: int = 4) -> None:
         self.pool = ThreadPoolExecutor(max_workers=workers)
 
-    def submit(self, collection: Any, page_size: int) -> Callable[[], CollectionData]:
-        """Start fetching ``collection``; the returned callable waits and assembles it."""
+    def submit(self, collection: Any, page_size: int,
+               include: Sequence[str] = tuple(INCLUDE_ALL)) -> Callable[[], CollectionData]:
+        """Start fetching ``collection``; the returned callable waits and assembles it
+        (without ``embeddings`` in ``include``: ids, documents, metadatas only, no vectors)."""
         total = int(collection.count())
         futures = [
-            self.pool.submit(collection.get, limit=page_size, offset=offset, include=INCLUDE_ALL)
+            self.pool.submit(collection.get, limit=page_size, offset=offset, include=list(include))
             for offset in range(0, total, page_size)
         ]
 
@@ -93,6 +95,8 @@ class ParallelReader:
 
 
 def _page_matrix(raw: Any, n: int, name: str, offset: int) -> np.ndarray:
+    if raw is None and n:  # read without embeddings (totals): no vectors at all
+        return np.zeros((0, 0), dtype=np.float32)
     if raw is None or len(raw) != n:
         raise ValueError(f"collection {name}: page at offset {offset} came back without all embeddings")
     try:
