@@ -85,13 +85,15 @@ def precopy_split(state: Mapping[str, Any]) -> Optional[dict[str, Any]]:
     split = {
         "before_freeze": {"records_read": pre.get("read"), "staged": pre.get("added", 0) + pre.get("replaced", 0),
                           "duration_s": pre.get("duration_s"),
-                          "checks": "every record transformed and validated against the profile while live"},
+                          "checks": "every record transformed and validated against the profile while live; then "
+                                    "the record checks on the staged records the source had not changed since"},
         "under_freeze": {"records_read": delta.get("read"), "added": delta.get("added"),
                          "replaced": delta.get("replaced"), "deleted": delta.get("deleted"),
                          "duration_s": delta.get("duration_s"), "verified_records": migrate.get("verified_records"),
                          "checks": "whole frozen source validated again (rejects, min_valid_ratio); counts of every "
                                    "target; every record the delta sent plus the sample compared field by field; "
-                                   "then the eight checks of the validate step"},
+                                   "then the validate step: the record checks on every record not checked before the "
+                                   "freeze with its content now (or sent by the delta), the totals on all"},
     }
     split["before_freeze"]["validation"] = {"duration_s": before_checks.get("before_freeze_s"),
                                             "records": before_checks.get("records_before_freeze"),
