@@ -432,6 +432,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.chroma_runbook.io.connection import connection_option
 from ansible.module_utils.chroma_runbook.migrate.migration import Migration, MigrationError
 from ansible.module_utils.chroma_runbook.migrate.migration_options import MigrationOptions
+from ansible.module_utils.chroma_runbook.run.states import Existing
 
 ARGUMENT_SPEC = {
     "source": connection_option(),
@@ -447,7 +448,7 @@ ARGUMENT_SPEC = {
     "rejects_path": {"type": "path"},
     "max_retries": {"type": "int", "default": 5},
     "retry_delay": {"type": "float", "default": 1.0},
-    "existing": {"type": "str", "choices": ["fail", "replace", "merge"], "default": "fail"},
+    "existing": {"type": "str", "choices": list(Existing.ALL), "default": Existing.FAIL},
     "log_path": {"type": "path"},
     "verify_sample": {"type": "int", "default": 100},
     "writers": {"type": "int", "default": 1},

@@ -5,9 +5,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from ..io.retry import call_with_retry
+from ..run.states import Action, Existing, TargetState
 from .spool import Batch
 
-EXISTING_MODES = ("fail", "replace", "merge")
+EXISTING_MODES = Existing.ALL
 
 
 class TargetConflict(RuntimeError):
@@ -64,31 +65,31 @@ def decide_actions(client: Any, plans: list[TargetPlan], state: dict[str, dict[s
     for plan in plans:
         ck = state.get(plan.name, {})
         if plan.name not in existing_names:
-            actions.append(TargetAction(plan.name, "create"))
+            actions.append(TargetAction(plan.name, Action.CREATE))
             continue
         col = client.get_collection(plan.name)
         col_id = str(col.id)
         status = ck.get("state")
-        if status in ("created", "replaced", "adopted") and ck.get("id") == col_id:
-            actions.append(TargetAction(plan.name, "ours"))
+        if status in (TargetState.CREATED, TargetState.REPLACED, TargetState.ADOPTED) and ck.get("id") == col_id:
+            actions.append(TargetAction(plan.name, Action.OURS))
         elif ck.get("staging_id") == col_id:  # its staging collection was renamed just before a crash
-            actions.append(TargetAction(plan.name, "ours"))
-        elif status == "creating":
-            actions.append(TargetAction(plan.name, "ours"))
-        elif status == "replacing":
+            actions.append(TargetAction(plan.name, Action.OURS))
+        elif status == TargetState.CREATING:
+            actions.append(TargetAction(plan.name, Action.OURS))
+        elif status == TargetState.REPLACING:
             same = ck.get("old_id") == col_id
-            actions.append(TargetAction(plan.name, "replace" if same else "ours", old_id=ck.get("old_id")))
-        elif status == "merged" and ck.get("id") == col_id:
-            actions.append(TargetAction(plan.name, "merge", preexisting=int(ck.get("preexisting", 0))))
+            actions.append(TargetAction(plan.name, Action.REPLACE if same else Action.OURS, old_id=ck.get("old_id")))
+        elif status == TargetState.MERGED and ck.get("id") == col_id:
+            actions.append(TargetAction(plan.name, Action.MERGE, preexisting=int(ck.get("preexisting", 0))))
         else:
             count = int(col.count())
             problem = _settings_problem(col, plan)
             if count == 0 and problem is None:
-                actions.append(TargetAction(plan.name, "adopt"))
-            elif existing == "replace":
-                actions.append(TargetAction(plan.name, "replace", preexisting=count, old_id=col_id))
-            elif existing == "merge" and problem is None:
-                actions.append(TargetAction(plan.name, "merge", preexisting=count))
+                actions.append(TargetAction(plan.name, Action.ADOPT))
+            elif existing == Existing.REPLACE:
+                actions.append(TargetAction(plan.name, Action.REPLACE, preexisting=count, old_id=col_id))
+            elif existing == Existing.MERGE and problem is None:
+                actions.append(TargetAction(plan.name, Action.MERGE, preexisting=count))
             elif problem is not None:
                 conflicts.append(f"{plan.name} ({problem})")
             else:

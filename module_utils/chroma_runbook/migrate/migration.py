@@ -4,13 +4,16 @@ Resumable: the checkpoint (written atomically after every acknowledged batch) sa
 which batches the target has; a run started again with the same run_id re-sends at
 most the one batch that was in flight (add() of an existing id is ignored), so the
 target ends exactly as an uninterrupted run leaves it.
+
+The seams: ``checkpoint.CheckpointState`` keeps the checkpoint, ``import_strategy`` holds
+the direct and the staged import (with the pre-copy and the delta), and the states the
+checkpoint records are the constants of ``run.states``. This module runs the phases and
+the pipeline both imports share (scan, gate, plans, sending batches, verification).
 """
 from __future__ import annotations
 
 import os
 import resource
-import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -18,91 +21,25 @@ from typing import Any, Callable, Iterator, Optional
 from ..io.connection import connect
 from ..io.fsutil import make_private_dir
 from ..io.jsonlog import RunLog
-from ..io.niced import run_niced
 from ..io.prefetch import prefetch
 from ..io.source import SourceRefused, describe_source, open_source, require_current
 from ..run.run_lock import RunLock, check_not_held
+from ..run.states import Action, ImportMode, Phase
 from .batch_writer import AckTracker, write_all
-from .checkpoint import CHECKPOINT_VERSION, checkpoint_path, load, now_iso, write_atomic
+from .checkpoint import CheckpointState, checkpoint_path, load, now_iso
+from .errors import MigrationError
 from .exporter import SourceCollection, select_collections
-from .importer import TargetAction, TargetPlan, create_collection, decide_actions, find_collection, write_batch
+from .import_strategy import ImportStrategy, StagedImport, choose_strategy
+from .importer import TargetAction, TargetPlan, decide_actions, write_batch
 from .migration_options import MigrationOptions
-from .precopy import (FingerprintStore, StagingSync, SyncOptions, delta_ids_path, drop_unplanned, fingerprint_path,
-                      remove_store, write_delta_ids)
 from .scan import RejectsWriter, ScanOptions, ScanResult, scan_sources
-from .spool import Batch, BatchFeed, BatchRef, SpoolWriter, iter_batches, load_manifest, remove
-from .staging import StagingArea
+from .spool import Batch, BatchRef, SpoolWriter, iter_batches, load_manifest, remove
 from .verify import verify_counts, verify_sample
 
-MAX_ERRORS_KEPT = 50
-# While it overlaps the import, the validation pass yields the CPU to the target's index build
-# on a shared host (it only has to finish before the import does, which it does with room).
-SCAN_NICENESS = 10
+__all__ = ["Migration", "MigrationError", "run_migration"]
 
-
-class MigrationError(RuntimeError):
-    """The run stopped; ``result`` holds what is known so far (for the module's fail_json)."""
-
-    def __init__(self, message: str, result: Optional[dict[str, Any]] = None) -> None:
-        super().__init__(message)
-        self.result = result or {}
-
-
-class RunState:
-    """The checkpoint document and its atomic persistence."""
-
-    def __init__(self, path: str, data: dict[str, Any], persist: bool) -> None:
-        self.path, self.data, self.persist = path, data, persist
-        self.lock = threading.RLock()  # the scan and the import's writers both update it
-
-    @classmethod
-    def fresh(cls, opts: MigrationOptions, path: str, persist: bool) -> "RunState":
-        data = {
-            "checkpoint_version": CHECKPOINT_VERSION,
-            "run_id": opts.run_id,
-            "fingerprint": opts.fingerprint,
-            "fingerprint_parts": opts.fingerprint_parts(),
-            "started_at": now_iso(),
-            "phase": "export",
-            "import_mode": opts.import_mode,
-            "total_chunks": 0,
-            "processed_chunks": 0,
-            "successful_chunks": 0,
-            "failed_chunks": 0,
-            "valid_chunks": 0,
-            "last_batch_index": -1,
-            "acked_beyond": [],
-            "total_batches": 0,
-            "errors": [],
-            "source_counts": {},
-            "spool_complete": False,
-            "targets": {},
-            "created_collections": [],
-            "replaced_collections": [],
-            "merged_collections": [],
-            "adopted_collections": [],
-            "attempts": 0,
-            "paths": {"rejects": opts.rejects_path, "log": opts.log_path, "spool": opts.spool_dir},
-        }
-        return cls(path, data, persist)
-
-    def save(self, **updates: Any) -> None:
-        with self.lock:
-            self.data.update(updates)
-            self.data["updated_at"] = now_iso()
-            self.data["pid"] = os.getpid()
-            self.data["host"] = socket.gethostname()
-            if self.persist:
-                write_atomic(self.path, self.data)
-
-    def error(self, phase: str, message: str, **where: Any) -> None:
-        with self.lock:
-            self.data["errors"] = (self.data["errors"] + [{"ts": now_iso(), "phase": phase, "message": message,
-                                                           **where}])[-MAX_ERRORS_KEPT:]
-            self.save()
-
-    def target(self, name: str) -> dict[str, Any]:
-        return self.data["targets"].setdefault(name, {})
+# undoes what a failed gate or plan leaves behind (the staged import's staging collections); the names dropped
+Undo = Callable[[], list[str]]
 
 
 class Migration:
@@ -119,9 +56,9 @@ class Migration:
         self.started = time.monotonic()
         self.phases: dict[str, dict[str, Any]] = {}
         self.changed = False
-        self.state: Optional[RunState] = None
+        self.state: Optional[CheckpointState] = None
         self._import_errors: list[BaseException] = []
-        self._store: Optional[FingerprintStore] = None  # pre-copy/delta: what the staging collections hold
+        self.strategy: ImportStrategy = choose_strategy(self)
 
     # --- entry point ----------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -149,8 +86,8 @@ class Migration:
         previous = load(self.ckpt_path) if opts.resume else None
         if previous is not None:
             self._check_resumable(previous)
-        self.state = RunState(self.ckpt_path, previous, not self.check_mode) if previous else \
-            RunState.fresh(opts, self.ckpt_path, not self.check_mode)
+        self.state = CheckpointState(self.ckpt_path, previous, not self.check_mode) if previous else \
+            CheckpointState.fresh(opts, self.ckpt_path, not self.check_mode)
         self.state.data["attempts"] = int(self.state.data.get("attempts", 0)) + (0 if self.check_mode else 1)
         try:
             return self._phases(previous)
@@ -169,16 +106,17 @@ class Migration:
         sources = select_collections(src_client, opts.collections)
         counts = {s.name: s.count for s in sources}
         if opts.precopy:  # the source is live: its counts move, and prove nothing yet
-            if state.data.get("phase") == "completed":
+            if state.phase == Phase.COMPLETED:
                 return self._already_completed(src_client, tgt_client, sources)
-            return self._precopy(src_client, tgt_client, sources, counts)
+            assert isinstance(self.strategy, StagedImport)  # the options refuse precopy without staging
+            return self.strategy.precopy(src_client, tgt_client, sources, counts)
         if previous is not None and previous.get("source_counts") and previous["source_counts"] != counts:
             raise MigrationError(
                 f"the source changed since run {opts.run_id} started (collection counts were "
                 f"{previous['source_counts']}, now {counts}); writes must stay frozen during a migration. "
                 f"Start again with resume=false or another run_id.", self._result(failed=True))
         state.save(source_counts=counts)
-        if state.data.get("phase") == "completed":
+        if state.phase == Phase.COMPLETED:
             return self._already_completed(src_client, tgt_client, sources)
 
         if self.check_mode:
@@ -186,21 +124,16 @@ class Migration:
             self._gate(scan)
             plans = self._plans(scan, sources)
             return self._dry_run_result(scan, plans, decide_actions(tgt_client, plans, state.data["targets"], opts.existing))
-        if opts.import_mode == "staged" and state.data.get("precopy"):
-            scan, plans = self._delta(src_client, tgt_client, sources)
-        elif opts.import_mode == "staged":
-            scan, plans = self._staged(src_client, tgt_client, sources, previous)
-        else:
-            scan, plans = self._direct(src_client, tgt_client, sources, previous)
+        scan, plans = self.strategy.run(src_client, tgt_client, sources, previous)
         verification = self._verify(src_client, tgt_client, sources, scan, plans)
         if not verification["ok"]:
             message = "verification failed: " + verification["summary"]
-            self._fail("verify", message)
+            self._fail(Phase.VERIFY, message)
             raise MigrationError(message, self._result(failed=True, verification=verification))
-        state.save(phase="completed", completed_at=now_iso())
+        state.save(phase=Phase.COMPLETED, completed_at=now_iso())
         if not opts.keep_spool:
             remove(opts.spool_dir)
-            self._remove_store()
+            self.strategy.cleanup()
         result = self._result(verification=verification)
         state.save(result=result)
         self.log.event("completed", elapsed_s=result["elapsed_s"], imported=result["imported"])
@@ -217,8 +150,8 @@ class Migration:
 
     # --- resume rules -------------------------------------------------------------
     def _check_resumable(self, previous: dict[str, Any]) -> None:
-        mode = previous.get("import_mode", "direct")
-        if mode != self.opts.import_mode and previous.get("phase") != "completed":
+        mode = previous.get("import_mode", ImportMode.DIRECT)
+        if mode != self.opts.import_mode and previous.get("phase") != Phase.COMPLETED:
             raise MigrationError(
                 f"checkpoint {self.ckpt_path} of run {self.opts.run_id} was written by a {mode} import and this "
                 f"attempt would be {self.opts.import_mode} (staging={self.opts.staging}, existing={self.opts.existing}); "
@@ -249,196 +182,12 @@ class Migration:
                 f"Use resume=false (and existing=replace) to migrate again.", self._result(failed=True))
         if not self.check_mode:  # a crash between "completed" and removing the spool left it behind
             remove(self.opts.spool_dir)
-            self._remove_store()
+            self.strategy.cleanup()
         result = dict(state.data.get("result") or {})
         result.update(changed=False, already_completed=True, dry_run=self.check_mode,
                       current_counts={n: c["count"] for n, c in counts.items()})
         self.log.event("already_completed", counts=counts)
         return result
-
-    # --- the two ways to run phases 1-4 --------------------------------------------------
-    def _direct(self, src_client: Any, tgt_client: Any, sources: list[SourceCollection],
-                previous: Optional[dict[str, Any]]) -> tuple[ScanResult, list[TargetPlan]]:
-        """Validate everything, then write into the target's collections (existing=merge, staging=false)."""
-        state = self.state
-        assert state is not None
-        scan = self._reused_scan(previous) or self._scan(src_client, sources)
-        self._gate(scan)
-        plans = self._plans(scan, sources)
-        actions = decide_actions(tgt_client, plans, state.data["targets"], self.opts.existing)
-        self._prepare_targets(tgt_client, plans, actions)
-        collections = {p.name: tgt_client.get_collection(p.name) for p in plans if p.expected}
-        self._import(self._spooled_batches(), lambda batch: collections[batch.target])
-        return scan, plans
-
-    def _staged(self, src_client: Any, tgt_client: Any, sources: list[SourceCollection],
-                previous: Optional[dict[str, Any]]) -> tuple[ScanResult, list[TargetPlan]]:
-        """Import into staging collections while the scan runs; rename them once the gate passed."""
-        opts, state = self.opts, self.state
-        assert state is not None
-        self._check_names_early(tgt_client, sources)
-        by_name = {s.name: s for s in sources}
-        staging = StagingArea(tgt_client, str(opts.run_id), state.data["targets"],
-                              lambda target, source: self._target_settings(target, by_name[source]),
-                              state.save, self.log.event, state.lock)
-        scan = self._reused_scan(previous)
-        worker: Optional[threading.Thread] = None
-        if scan is None:  # read, validate and import at once: batches go out as soon as they close
-            feed = BatchFeed(opts.spool_dir)
-
-            def run_import() -> None:
-                try:
-                    self._import(iter(feed), lambda b: staging.collection_for(b.target, b.source), overlapped=True)
-                except BaseException as exc:  # noqa: BLE001 - raised in the main thread (and stops the scan)
-                    self._import_errors.append(exc)
-
-            worker = threading.Thread(target=run_import, name="chroma-import", daemon=True)
-            worker.start()
-
-            def halt() -> None:  # before staging is dropped, nothing may still be writing to it
-                feed.abort()
-                worker.join()
-
-            staging.halt = halt
-            try:
-                scan = run_niced(lambda: self._scan(src_client, sources, on_batch=feed.put), SCAN_NICENESS,
-                                 name="chroma-validate")
-            except BaseException:
-                halt()
-                raise
-            feed.close()
-        try:
-            self._gate(scan, staging)
-            plans = self._plans(scan, sources, staging)
-            actions = decide_actions(tgt_client, plans, state.data["targets"], opts.existing)
-            state.save(phase="import")  # the gate passed: what is left is the import's backlog
-        except MigrationError:
-            raise
-        except Exception as exc:  # TargetConflict, a source that cannot be planned: undo the staging
-            dropped = self._drop_staging(staging)
-            raise RuntimeError(f"{exc} Staging collections dropped: {', '.join(dropped) or 'none'}.") from exc
-        if worker is None:
-            self._import(self._spooled_batches(), lambda b: staging.collection_for(b.target, b.source))
-        else:
-            worker.join()
-            if self._import_errors:
-                raise self._import_errors[0]
-        self._promote(tgt_client, plans, actions, staging)
-        return scan, plans
-
-    # --- pre-copy while live, delta under the freeze (precopy.py) ---------------------
-    def _precopy(self, src_client: Any, tgt_client: Any, sources: list[SourceCollection],
-                 counts: dict[str, int]) -> dict[str, Any]:
-        """Copy the live source into the staging collections; no gate, no promotion (the delta does those)."""
-        state = self.state
-        assert state is not None
-        if state.data.get("delta") or state.data.get("phase") in ("promote", "verify"):
-            self.log.event("precopy_skipped", reason="the delta pass under the freeze has begun")
-            return dict(self._result(), changed=False, precopy={"skipped": True, "phase": state.data.get("phase")})
-        if self.check_mode:
-            self._check_names_early(tgt_client, sources)
-            return dict(self._result(), changed=sum(counts.values()) > 0,
-                        precopy={"would_read": sum(counts.values()), "source_counts": counts})
-        self._check_names_early(tgt_client, sources)
-        started = now_iso()
-        state.save(phase="precopy", precopy={"started_at": started, "source_counts": counts,
-                                             "batch_size": self.opts.batch_size},
-                   synced_chunks=0, synced_batches=0)
-        self.log.event("phase", phase="precopy", collections=[s.describe() for s in sources])
-        t0 = time.perf_counter()
-        scan, sync = self._sync(src_client, tgt_client, sources, live=True)
-        stats = dict(sync.stats.to_dict(), read=scan.total, duration_s=round(time.perf_counter() - t0, 3))
-        self.changed = self.changed or stats["added"] + stats["replaced"] > 0
-        self.phases["precopy"] = stats
-        state.save(phase="precopied", precopy=dict(stats, started_at=started, completed_at=now_iso(),
-                                                   source_counts=counts))
-        self.log.event("precopied", **stats)
-        return dict(self._result(), precopy=stats)
-
-    def _delta(self, src_client: Any, tgt_client: Any,
-               sources: list[SourceCollection]) -> tuple[ScanResult, list[TargetPlan]]:
-        """Under the freeze: send staging exactly what changed since the pre-copy, then gate and promote."""
-        state = self.state
-        assert state is not None
-        self._check_names_early(tgt_client, sources)
-        delta = dict(state.data.get("delta") or {})
-        if delta.get("applied") and state.data.get("scan"):  # resumed after the delta: staging is exact
-            scan = ScanResult.from_dict(state.data["scan"])
-            staging = self._staging_area(tgt_client, sources)
-            self.phases["delta"] = dict(delta, reused=True)
-        else:
-            state.save(phase="delta", delta={"started_at": now_iso()}, synced_chunks=0, synced_batches=0)
-            self.log.event("phase", phase="delta", collections=[s.describe() for s in sources])
-            t0 = time.perf_counter()
-            scan, sync = self._sync(src_client, tgt_client, sources, live=False)
-            staging = sync.staging
-            scan.sample = _merge_sample(scan.sample, sync.stats.changed_sample)
-            delta = dict(sync.stats.to_dict(), applied=True, read=scan.total,
-                         duration_s=round(time.perf_counter() - t0, 3))
-            self.phases["delta"] = delta
-            # every id any delta attempt of this run sent: the validation under the freeze re-checks them
-            write_delta_ids(delta_ids_path(self.opts.checkpoint_dir, str(self.opts.run_id)), self._fingerprints().touched())
-            self._record_scan(scan)
-            with state.lock:
-                for name, info in scan.targets.items():
-                    state.target(name)["imported"] = info["expected"]
-                state.save(delta=delta, successful_chunks=scan.valid, processed_chunks=scan.total)
-            self.log.event("delta_applied", **{k: v for k, v in delta.items() if k != "applied"})
-        self._gate(scan, staging)
-        plans = self._plans(scan, sources, staging)
-        dropped = drop_unplanned(staging, self._fingerprints(), [p.name for p in plans])
-        if dropped:
-            self.log.event("staging_unplanned_dropped", staging=dropped)
-        try:
-            actions = decide_actions(tgt_client, plans, state.data["targets"], self.opts.existing)
-        except Exception as exc:  # TargetConflict: undo the staging
-            dropped = self._drop_staging(staging)
-            raise RuntimeError(f"{exc} Staging collections dropped: {', '.join(dropped) or 'none'}.") from exc
-        state.save(phase="import")
-        self._promote(tgt_client, plans, actions, staging)
-        return scan, plans
-
-    def _fingerprints(self) -> FingerprintStore:
-        if self._store is None:
-            self._store = FingerprintStore(fingerprint_path(self.opts.checkpoint_dir, str(self.opts.run_id)))
-        return self._store
-
-    def _sync(self, src_client: Any, tgt_client: Any, sources: list[SourceCollection],
-              live: bool) -> tuple[ScanResult, StagingSync]:
-        opts = self.opts
-        sync = StagingSync(src_client, sources, opts.transformer, self._staging_area(tgt_client, sources),
-                           self._fingerprints(),
-                           SyncOptions(opts.batch_size, opts.max_body_bytes, opts.page_size, opts.verify_sample,
-                                       opts.writers, opts.max_retries, opts.retry_delay),
-                           log=self.log.event)
-        sync.progress = lambda scan: self._scan_progress(scan, synced=(sync.stats.added + sync.stats.replaced,
-                                                                       sync.stats.batches))
-        return sync.run(live, opts.rejects_path), sync
-
-    def _staging_area(self, tgt_client: Any, sources: list[SourceCollection]) -> StagingArea:
-        state = self.state
-        assert state is not None
-        by_name = {s.name: s for s in sources}
-        return StagingArea(tgt_client, str(self.opts.run_id), state.data["targets"],
-                           lambda target, source: self._target_settings(target, by_name[source]),
-                           state.save, self.log.event, state.lock)
-
-    def _remove_store(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-        remove_store(fingerprint_path(self.opts.checkpoint_dir, str(self.opts.run_id)))
-
-    def _drop_staging(self, staging: StagingArea) -> list[str]:
-        """Drop the run's staging collections and forget the batches they held (a resume sends them again)."""
-        state = self.state
-        assert state is not None
-        dropped = staging.drop_all()
-        if self._store is not None:  # what the staging held went with it
-            self._store.clear()
-        state.save(last_batch_index=-1, acked_beyond=[], successful_chunks=0,
-                   processed_chunks=int(state.data.get("failed_chunks", 0)))
-        return dropped
 
     def _check_names_early(self, client: Any, sources: list[SourceCollection]) -> None:
         """Target names already known from collection routing are checked before any write."""
@@ -470,8 +219,8 @@ class Migration:
               on_batch: Optional[Callable[[BatchRef], None]] = None) -> ScanResult:
         opts, state = self.opts, self.state
         assert state is not None
-        state.save(phase="export", spool_complete=False)
-        self.log.event("phase", phase="export", collections=[s.describe() for s in sources],
+        state.save(phase=Phase.EXPORT, spool_complete=False)
+        self.log.event("phase", phase=Phase.EXPORT, collections=[s.describe() for s in sources],
                        import_alongside=on_batch is not None)
         spool = None if self.check_mode else SpoolWriter(opts.spool_dir, on_batch)
         rejects = RejectsWriter(None if self.check_mode else opts.rejects_path)
@@ -504,7 +253,7 @@ class Migration:
         state = self.state
         assert state is not None
         with state.lock:
-            state.save(phase="validated", scan=scan.to_dict(), spool_complete=spool_complete,
+            state.save(phase=Phase.VALIDATED, scan=scan.to_dict(), spool_complete=spool_complete,
                        total_chunks=scan.total, valid_chunks=scan.valid, failed_chunks=scan.rejected,
                        processed_chunks=scan.rejected + int(state.data.get("successful_chunks", 0)),
                        rejects_by_issue=scan.by_issue,
@@ -519,15 +268,15 @@ class Migration:
             extra = {} if synced is None else {"synced_chunks": synced[0], "synced_batches": synced[1]}
             self.state.save(exported_chunks=scan.total, rejected_so_far=scan.rejected, **extra)
         if self.progress is not None:
-            self.progress({"phase": "export", "read": scan.total, "valid": scan.valid, "rejected": scan.rejected})
+            self.progress({"phase": Phase.EXPORT, "read": scan.total, "valid": scan.valid, "rejected": scan.rejected})
 
-    def _gate(self, scan: ScanResult, staging: Optional[StagingArea] = None) -> None:
+    def _gate(self, scan: ScanResult, undo: Optional[Undo] = None) -> None:
         if scan.valid_ratio >= self.opts.min_valid_ratio:
             return
         top = ", ".join(f"{issue}: {n}" for issue, n in scan.top_issues())
         written = "nothing was written to the target"
-        if staging is not None:
-            dropped = self._drop_staging(staging)
+        if undo is not None:
+            dropped = undo()
             written = ("the target's collections were not touched" + (
                 f" (the batches already staged in {', '.join(dropped)} were dropped)" if dropped else ""))
         message = (
@@ -535,7 +284,7 @@ class Migration:
             f"min_valid_ratio {self.opts.min_valid_ratio:.2%}; {written}. "
             f"Top issues: {top}. Rejected records: {self.opts.rejects_path if not self.check_mode else '(dry run: not written)'}"
         )
-        self._fail("validate", message)
+        self._fail(Phase.VALIDATE, message)
         if self.state is not None:  # nothing to resume from: a fixed source must be read again
             self.state.save(spool_complete=False, scan=None, last_batch_index=-1, acked_beyond=[],
                             successful_chunks=0, processed_chunks=0)
@@ -551,7 +300,7 @@ class Migration:
                           space=t.target_space(target, source.space))
 
     def _plans(self, scan: ScanResult, sources: list[SourceCollection],
-               staging: Optional[StagingArea] = None) -> list[TargetPlan]:
+               undo: Optional[Undo] = None) -> list[TargetPlan]:
         """Target collections with their settings; sources that disagree on settings are an error."""
         t = self.opts.transformer
         assert t is not None
@@ -582,58 +331,14 @@ class Migration:
             plan.configuration, plan.metadata, plan.space = settings.configuration, settings.metadata, settings.space
         if problems:
             written = "Nothing was written."
-            if staging is not None:
-                dropped = self._drop_staging(staging)
+            if undo is not None:
+                dropped = undo()
                 written = ("The target's collections were not touched" +
                            (f"; staging collections dropped: {', '.join(dropped)}." if dropped else "."))
             message = "; ".join(problems) + ". " + written
-            self._fail("validate", message)
+            self._fail(Phase.VALIDATE, message)
             raise MigrationError(message, self._result(failed=True, scan=scan))
         return list(plans.values())
-
-    # --- phase 4 --------------------------------------------------------------------
-    def _prepare_targets(self, client: Any, plans: list[TargetPlan], actions: list[TargetAction]) -> None:
-        state = self.state
-        assert state is not None
-        plan_by_name = {p.name: p for p in plans}
-        for action in actions:
-            plan = plan_by_name[action.name]
-            tstate = self._record_plan(plan)
-            if action.action == "create":
-                was_replacing = tstate.get("state") == "replacing"  # dropped just before a crash
-                tstate.update(state="replacing" if was_replacing else "creating")
-                state.save()
-                col = create_collection(client, plan)
-                tstate.update(state="replaced" if was_replacing else "created", id=str(col.id))
-                state.data["created_collections"] = _add(state.data["created_collections"], plan.name)
-                if was_replacing:
-                    state.data["replaced_collections"] = _add(state.data["replaced_collections"], plan.name)
-                self.changed = True
-            elif action.action == "replace":
-                tstate.update(state="replacing", old_id=action.old_id, replaced_count=action.preexisting)
-                state.save()
-                if action.old_id is not None and find_collection(client, plan.name) is not None:
-                    client.delete_collection(plan.name)
-                col = create_collection(client, plan)
-                tstate.update(state="replaced", id=str(col.id))
-                state.data["replaced_collections"] = _add(state.data["replaced_collections"], plan.name)
-                state.data["created_collections"] = _add(state.data["created_collections"], plan.name)
-                self.changed = True
-            elif action.action == "merge":
-                tstate.update(state="merged", id=str(client.get_collection(plan.name).id),
-                              preexisting=action.preexisting)
-                state.data["merged_collections"] = _add(state.data["merged_collections"], plan.name)
-            elif action.action == "adopt":
-                tstate.update(state="adopted", id=str(client.get_collection(plan.name).id))
-                state.data["adopted_collections"] = _add(state.data["adopted_collections"], plan.name)
-            elif tstate.get("state") in ("creating", "replacing"):  # created just before a crash
-                done = "created" if tstate["state"] == "creating" else "replaced"
-                tstate.update(state=done, id=str(client.get_collection(plan.name).id))
-                state.data["created_collections"] = _add(state.data["created_collections"], plan.name)
-                if done == "replaced":
-                    state.data["replaced_collections"] = _add(state.data["replaced_collections"], plan.name)
-            self.log.event("target_ready", collection=plan.name, action=action.action, expected=plan.expected)
-        state.save(phase="import")
 
     def _record_plan(self, plan: TargetPlan) -> dict[str, Any]:
         """Note what ``plan.name`` will hold in its checkpoint entry; that entry."""
@@ -645,26 +350,6 @@ class Migration:
             tstate.setdefault("imported", 0)
             tstate.setdefault("batches_done", 0)
         return tstate
-
-    def _promote(self, client: Any, plans: list[TargetPlan], actions: list[TargetAction], staging: StagingArea) -> None:
-        """Every batch is acknowledged: the staging collections take their target names."""
-        state = self.state
-        assert state is not None
-        plan_by_name = {p.name: p for p in plans}
-        state.save(phase="promote")
-        for action in actions:
-            plan = plan_by_name[action.name]
-            self._record_plan(plan)
-            done = staging.promote(plan, action)
-            if done != "ours":
-                self.changed = True
-                state.data["created_collections"] = _add(state.data["created_collections"], plan.name)
-            if done == "replaced":
-                state.data["replaced_collections"] = _add(state.data["replaced_collections"], plan.name)
-            if action.action == "adopt":
-                state.data["adopted_collections"] = _add(state.data["adopted_collections"], plan.name)
-            self.log.event("target_ready", collection=plan.name, action=action.action, expected=plan.expected)
-        state.save()
 
     def _spooled_batches(self) -> Iterator[Batch]:
         """The batches of the complete spool the target has not acknowledged yet."""
@@ -682,10 +367,10 @@ class Migration:
         assert state is not None
         written = batches_sent = retries = skipped = 0
         t0 = time.perf_counter()
-        self.log.event("phase", phase="import", resume_after_batch=state.data["last_batch_index"],
+        self.log.event("phase", phase=Phase.IMPORT, resume_after_batch=state.data["last_batch_index"],
                        total_batches=state.data["total_batches"], alongside_validation=overlapped)
         if not overlapped:
-            state.save(phase="import")
+            state.save(phase=Phase.IMPORT)
 
         def on_retry(attempt: int, exc: BaseException, delay: float, batch_index: int, target: str) -> None:
             nonlocal retries
@@ -745,7 +430,7 @@ class Migration:
                 plans: list[TargetPlan]) -> dict[str, Any]:
         state = self.state
         assert state is not None
-        state.save(phase="verify")
+        state.save(phase=Phase.VERIFY)
         t0 = time.perf_counter()
         expected = {p.name: p.expected + int(state.target(p.name).get("preexisting", 0)) for p in plans}
         counts = verify_counts(tgt_client, expected)
@@ -771,12 +456,12 @@ class Migration:
         would = {a.name: a.action for a in actions}
         self.phases["import"] = {"records": 0, "batches": 0, "would_write_records": scan.valid,
                                  "would_write_batches": sum(p.batches for p in plans),
-                                 "would_create": [n for n, a in would.items() if a in ("create", "replace")],
+                                 "would_create": [n for n, a in would.items() if a in Action.WRITES_NEW],
                                  "duration_s": 0.0}
         result = self._result(scan=scan, plans=plans)
         result["target_actions"] = would
         # check mode reports whether a real run would change the target
-        result["changed"] = scan.valid > 0 or any(a in ("create", "replace") for a in would.values())
+        result["changed"] = scan.valid > 0 or any(a in Action.WRITES_NEW for a in would.values())
         return result
 
     def _result(self, failed: bool = False, verification: Optional[dict[str, Any]] = None,
@@ -842,17 +527,6 @@ def _connect(spec: Any, side: str) -> Any:
 
 def _hnsw_meta(source: SourceCollection) -> dict[str, Any]:
     return {k: v for k, v in source.metadata.items() if str(k).startswith("hnsw:")}
-
-
-def _merge_sample(sample: list[list[str]], extra: list[list[str]]) -> list[list[str]]:
-    """The verification sample plus every record the delta sent (each once)."""
-    seen = {tuple(s) for s in sample}
-    return sample + [e for e in extra if tuple(e) not in seen]
-
-
-def _add(items: list[str], name: str) -> list[str]:
-    return items if name in items else items + [name]
-
 
 
 def run_migration(options: MigrationOptions, check_mode: bool = False) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any, Optional
 from ..io.connection import ConnectionSpec
 from ..run.run_lock import LOCK_NAME, target_lock_path
 from ..run.run_state import run_id_problem
+from ..run.states import Existing, ImportMode
 from .importer import EXISTING_MODES
 from .transform import Transformer
 
@@ -75,7 +76,7 @@ class MigrationOptions:
             raise OptionError(f"check_scope must be one of {CHECK_SCOPES}, got {self.check_scope!r}")
         if self.existing not in EXISTING_MODES:
             raise OptionError(f"existing must be one of {EXISTING_MODES}, got {self.existing!r}")
-        if self.precopy and self.import_mode != "staged":
+        if self.precopy and self.import_mode != ImportMode.STAGED:
             raise OptionError(f"precopy needs the staged import (staging=true and existing fail or replace); "
                               f"got staging={self.staging}, existing={self.existing}")
         if self.collections is not None:
@@ -123,7 +124,7 @@ class MigrationOptions:
         """``staged``: batches go to staging collections while validation runs, renamed after the gate;
         ``direct``: validate everything, then write into the target's collections (existing=merge,
         or staging=false)."""
-        return "staged" if self.staging and self.existing != "merge" else "direct"
+        return ImportMode.STAGED if self.staging and self.existing != Existing.MERGE else ImportMode.DIRECT
 
     @property
     def lock_path(self) -> str:

@@ -18,6 +18,7 @@ import threading
 from typing import Any, Callable, Optional
 
 from ..run.names import MAX_NAME, STAGING_PREFIX, staging_name, staging_prefix  # noqa: F401 - the name rule lives in names
+from ..run.states import Action, TargetState
 from .importer import TargetAction, TargetPlan, create_collection, find_collection
 
 class StagingLost(RuntimeError):
@@ -69,7 +70,7 @@ class StagingArea:
         plan = self.settings_for(target, source)
         plan.name = name
         col = create_collection(self.client, plan)
-        tstate.update(staging=name, staging_id=str(col.id), state="staging")
+        tstate.update(staging=name, staging_id=str(col.id), state=TargetState.STAGING)
         self.save()
         self.log("staging_created", collection=target, staging=name, source=source)
         return col
@@ -93,7 +94,7 @@ class StagingArea:
         for tstate in self.targets.values():  # what was acknowledged went with the staging
             for key in ("staging", "staging_id", "imported", "batches_done"):
                 tstate.pop(key, None)
-            if tstate.get("state") == "staging":
+            if tstate.get("state") == TargetState.STAGING:
                 tstate.pop("state")
         self._collections.clear()
         self.save()
@@ -121,23 +122,24 @@ class StagingArea:
         ours (an earlier attempt of this run already promoted it).
         """
         tstate = self.targets.setdefault(plan.name, {})
-        if action.action == "ours":
-            if tstate.get("state") == "promoting":  # renamed just before a crash: finish the books
+        if action.action == Action.OURS:
+            if tstate.get("state") == TargetState.PROMOTING:  # renamed just before a crash: finish the books
                 return self._promoted(plan.name, tstate)
-            return "ours"
+            return Action.OURS
         staged = find_collection(self.client, staging_name(self.run_id, plan.name)) if tstate.get("staging_id") else None
         if staged is None:  # nothing staged: an empty source collection still gets its target
-            if action.action in ("replace", "adopt") and find_collection(self.client, plan.name) is not None:
+            if action.action in (Action.REPLACE, Action.ADOPT) and find_collection(self.client, plan.name) is not None:
                 self.client.delete_collection(plan.name)
             col = create_collection(self.client, plan)
-            tstate.update(state="created", id=str(col.id))
+            tstate.update(state=TargetState.CREATED, id=str(col.id))
             self.save()
-            return "created"
-        if tstate.get("state") != "promoting":
-            tstate.update(state="promoting", promote_as="replaced" if action.action == "replace" else "created",
+            return TargetState.CREATED
+        if tstate.get("state") != TargetState.PROMOTING:
+            tstate.update(state=TargetState.PROMOTING,
+                          promote_as=TargetState.REPLACED if action.action == Action.REPLACE else TargetState.CREATED,
                           old_id=action.old_id, replaced_count=action.preexisting)
             self.save()
-        if action.action in ("replace", "adopt"):
+        if action.action in (Action.REPLACE, Action.ADOPT):
             current = find_collection(self.client, plan.name)
             if current is not None and str(current.id) != tstate["staging_id"]:
                 self.client.delete_collection(plan.name)
@@ -145,7 +147,7 @@ class StagingArea:
         return self._promoted(plan.name, tstate)
 
     def _promoted(self, name: str, tstate: dict[str, Any]) -> str:
-        done = str(tstate.pop("promote_as", "created"))
+        done = str(tstate.pop("promote_as", TargetState.CREATED))
         tstate.update(state=done, id=tstate.pop("staging_id"))
         tstate.pop("staging", None)
         self.save()

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .names import staging_prefix
+from .states import TargetState
 
-OWN_STATES = ("created", "replaced")
+OWN_STATES = TargetState.OWN
 
 
 @dataclass
