@@ -64,9 +64,9 @@ options:
     description: Step name for C(step_start), C(step_end) and C(event).
     type: str
   outcome:
-    description: For C(step_end).
+    description: For C(step_end); C(held) is a step stopped for the operator's decision (the gate on a WARNING).
     type: str
-    choices: [ok, failed, skipped]
+    choices: [ok, failed, held, skipped]
     default: ok
   started_at:
     description: For C(step_end), when the step started (ISO-8601 UTC), if the caller measured it without C(step_start).
@@ -342,7 +342,7 @@ def run_module() -> None:
             "known_only": {"type": "bool", "default": False},
             "label": {"type": "str", "default": ""},
             "step": {"type": "str"},
-            "outcome": {"type": "str", "choices": ["ok", "failed", "skipped"], "default": "ok"},
+            "outcome": {"type": "str", "choices": ["ok", "failed", "held", "skipped"], "default": "ok"},
             "result": {"type": "dict", "default": {}},
             "started_at": {"type": "str"},
             "message": {"type": "str", "default": ""},

@@ -38,7 +38,7 @@ STATE_VERSION = 1
 # A run in one of these states is picked up again by the next migrate.yml.
 REUSABLE_STATUSES = frozenset({"running", "stopped", "complete"})
 STATUSES = frozenset({"running", "stopped", "complete", "failed", "rolled_back", "rollback_failed"})
-OUTCOMES = frozenset({"running", "ok", "failed", "skipped"})
+OUTCOMES = frozenset({"running", "ok", "failed", "held", "skipped"})
 # The one rule for run ids (a directory name, a file-name part, safe in a shell): chroma_run and
 # chroma_migrate both apply it, so a run directory never exists for an id the migration refuses.
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -400,7 +400,7 @@ def end_step(
     a finished runbook changes nothing.
     """
     if outcome not in OUTCOMES - {"running"}:
-        raise RunStateError(f"outcome must be one of ok, failed, skipped; got {outcome!r} for step {step}")
+        raise RunStateError(f"outcome must be one of ok, failed, held, skipped; got {outcome!r} for step {step}")
     if step_is_done(state, step) and outcome == "ok":
         return
     if started_at is not None:

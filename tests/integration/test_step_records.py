@@ -1,0 +1,132 @@
+"""Every step record is written by its role (issue 11 point 4), and the gate is a role.
+
+- chroma_gate on its own (a real ansible-playbook, no Chroma needed: no fingerprint means no
+  drift check): PASSED records the gate ok, WARNING holds for the operator (run stopped, step
+  held) unless accepted, FAILED records the step failed and fails with the verdict's reason.
+- Statically: no playbook records a step (only roles do) and no YAML builds a timestamp
+  (chroma_run stamps times itself).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+GATE_PLAY = """\
+- name: The gate alone
+  hosts: localhost
+  gather_facts: false
+  vars_files: [vars.yml]
+  tasks:
+    - name: Open a run
+      chroma_run:
+        action: open
+        runs_dir: "{{ chroma_runs_dir }}"
+      register: opened
+
+    - name: Share it
+      ansible.builtin.set_fact:
+        chroma_run_id: "{{ opened.run_id }}"
+        chroma_run_state: "{{ opened.state }}"
+
+    - name: Go or no-go
+      ansible.builtin.include_role:
+        name: chroma_gate
+"""
+
+
+def run_gate(tmp_path: Path, verdict: dict[str, Any], **extra: Any) -> tuple[int, str, dict[str, Any]]:
+    runs = tmp_path / "runs"
+    (tmp_path / "vars.yml").write_text(yaml.safe_dump({
+        "chroma_runs_dir": str(runs), "chroma_source": {"url": "http://127.0.0.1:9"},
+        "chroma_validate_result": verdict, **extra}))
+    (tmp_path / "gate.yml").write_text(GATE_PLAY)
+    env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+               ANSIBLE_LIBRARY=str(REPO / "library"), ANSIBLE_MODULE_UTILS=str(REPO / "module_utils"),
+               ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "gate.yml"],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    state = json.loads(next(runs.glob("*/state.json")).read_text())
+    return proc.returncode, proc.stdout + proc.stderr, state
+
+
+def _recorded(step: dict[str, Any]) -> None:
+    assert step["started_at"] and step["ended_at"] and step["duration_s"] is not None, step
+
+
+def test_gate_passed_records_go(tmp_path: Path) -> None:
+    rc, out, state = run_gate(tmp_path, {"overall_status": "PASSED", "rollback_reason": ""})
+    assert rc == 0, out
+    gate = state["steps"]["gate"]
+    _recorded(gate)
+    assert gate["outcome"] == "ok" and gate["result"] == {"decision": "GO", "validation": "PASSED"}, gate
+
+
+def test_gate_warning_holds_for_the_operator(tmp_path: Path) -> None:
+    rc, out, state = run_gate(tmp_path, {"overall_status": "WARNING", "rollback_reason": "recall 0.97"})
+    assert rc != 0, out
+    assert "STOPPED: validation says WARNING (recall 0.97)" in out, out
+    assert state["status"] == "stopped" and "validation WARNING" in state["status_reason"], state
+    gate = state["steps"]["gate"]
+    _recorded(gate)
+    assert gate["outcome"] == "held" and gate["result"]["decision"] == "HOLD", gate
+
+
+def test_gate_warning_accepted_goes(tmp_path: Path) -> None:
+    rc, out, state = run_gate(tmp_path, {"overall_status": "WARNING", "rollback_reason": "recall 0.97"},
+                              accept_warnings="yes")
+    assert rc == 0, out
+    assert state["steps"]["gate"]["outcome"] == "ok" and state["status"] == "running", state
+
+
+def test_gate_failed_records_no_go_with_the_reason(tmp_path: Path) -> None:
+    rc, out, state = run_gate(tmp_path, {"overall_status": "FAILED", "rollback_reason": "Embedding Corruption"})
+    assert rc != 0, out
+    gate = state["steps"]["gate"]
+    _recorded(gate)
+    assert gate["outcome"] == "failed" and gate["message"] == "validation FAILED: Embedding Corruption", gate
+    assert gate["result"]["decision"] == "NO-GO", gate
+
+
+def _tasks(node: Any) -> list[dict[str, Any]]:
+    """Every task (plays' tasks, blocks, rescues) in a parsed YAML document."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, list):
+        for item in node:
+            found += _tasks(item)
+    elif isinstance(node, dict):
+        found.append(node)
+        for key in ("tasks", "pre_tasks", "post_tasks", "block", "rescue", "always", "handlers"):
+            found += _tasks(node.get(key))
+    return found
+
+
+def test_no_playbook_records_a_step() -> None:
+    """Only roles call chroma_run with step_start/step_end: playbooks only sequence them."""
+    offenders = []
+    for path in sorted(REPO.glob("*.yml")) + sorted((REPO / "playbooks").rglob("*.yml")):
+        for task in _tasks(yaml.safe_load(path.read_text())):
+            call = task.get("chroma_run") or task.get("ansible.builtin.chroma_run") or {}
+            if isinstance(call, dict) and call.get("action") in ("step_start", "step_end"):
+                offenders.append(f"{path.relative_to(REPO)}: {task.get('name')}")
+    assert offenders == [], offenders
+
+
+def test_no_yaml_builds_a_timestamp() -> None:
+    """chroma_run stamps times itself: no strftime literal (or now(fmt=...)) anywhere in the YAML."""
+    pattern = re.compile(r"fmt=|%Y-%m-%d|%H:%M:%S")
+    offenders = [f"{path.relative_to(REPO)}:{n}: {line.strip()}"
+                 for top in ("roles", "playbooks", "molecule", "group_vars", "inventory")
+                 for path in sorted((REPO / top).rglob("*.yml"))
+                 for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == [], offenders
