@@ -13,10 +13,13 @@ description:
   - C(action=open) finds or creates the run. Without C(run_id) it reuses the latest run when its status is
     C(running), C(stopped) or C(complete) (a second migrate.yml resumes or confirms it), else starts a new one.
   - C(action=find) returns an existing run (C(run_id) or the latest) and fails clearly when there is none.
-  - C(action=step_start)/C(step_end) record a step. A step that already ended C(ok) keeps its first record,
-    so re-running a finished runbook changes nothing; C(done) tells the caller it may skip the work.
+  - C(action=step_start)/C(step_end) record a step (each role records its own). C(step_start) stamps C(started_at)
+    (a new attempt); C(step_end) stamps C(ended_at) and measures C(duration_s) from the recorded start. A step that
+    already ended C(ok) keeps its first record (and its O(stamp) is not applied again), so re-running a finished
+    runbook changes nothing; C(done) tells the caller it may skip the work.
   - C(action=update) merges C(data) into the state's C(data) and may set C(status).
-  - C(action=event) appends one line to the JSON-lines log (not reported as a change).
+  - C(action=clock) returns the engine's clock (C(now), the format of every time in the state) and, with C(since),
+    the seconds elapsed; it reads and writes nothing. Roles never build timestamps themselves.
   - C(action=list) returns every run with its status (oldest first), e.g. to protect unfinished runs' snapshots.
   - C(action=summary) returns step timings, the write-freeze window and the figures against C(limits).
   - C(action=lock_status) tries, without blocking, the migration lock of C(target) (C(<runs_dir>/locks/migrate-<key>.lock),
@@ -36,7 +39,7 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [open, find, list, step_start, step_end, update, event, summary, lock_status, paths]
+    choices: [open, find, list, step_start, step_end, update, clock, summary, lock_status, paths]
   runs_dir:
     description: Directory holding one sub-directory per run.
     type: path
@@ -61,22 +64,19 @@ options:
     type: str
     default: ""
   step:
-    description: Step name for C(step_start), C(step_end) and C(event).
+    description: Step name for C(step_start) and C(step_end).
     type: str
   outcome:
     description: For C(step_end); C(held) is a step stopped for the operator's decision (the gate on a WARNING).
     type: str
     choices: [ok, failed, held, skipped]
     default: ok
-  started_at:
-    description: For C(step_end), when the step started (ISO-8601 UTC), if the caller measured it without C(step_start).
-    type: str
   result:
     description: For C(step_end), what the step found or did (stored in the state).
     type: dict
     default: {}
   message:
-    description: For C(step_end), C(event) and C(update), one line for a human.
+    description: For C(step_end) and C(update), one line for a human.
     type: str
     default: ""
   data:
@@ -87,10 +87,17 @@ options:
     description: For C(update) and C(step_end), the run's new status.
     type: str
     choices: [running, stopped, complete, failed, rolled_back, rollback_failed]
-  fields:
-    description: For C(event), extra fields of the log line.
-    type: dict
-    default: {}
+  stamp:
+    description:
+      - For C(update) and C(step_end), keys of the state's C(data) set to the engine's clock when the state is written
+        (after C(data) is merged), e.g. C(freeze.frozen_at). A key is a dotted path, or a list of keys (a key holding a dot,
+        such as a host name).
+    type: list
+    elements: raw
+    default: []
+  since:
+    description: For C(clock), an ISO-8601 UTC time; C(elapsed_s) is the seconds from it to now.
+    type: str
   summary_path:
     description: For C(summary), also write the summary as JSON there (only when it differs).
     type: path
@@ -142,7 +149,7 @@ EXAMPLES = r"""
     run_id: "{{ run.run_id }}"
   register: names
 
-- name: Record the snapshot step's end
+- name: Record the snapshot step's end (its duration measured from the recorded start)
   chroma_run:
     action: step_end
     runs_dir: "{{ chroma_runs_dir }}"
@@ -150,6 +157,21 @@ EXAMPLES = r"""
     step: snapshot
     outcome: ok
     result: {manifest: /runs/x/snapshot/manifest.json}
+
+- name: Record when writes were frozen (the engine's clock, not the caller's)
+  chroma_run:
+    action: update
+    runs_dir: "{{ chroma_runs_dir }}"
+    run_id: "{{ run.run_id }}"
+    data: {freeze: {method: proxy}}
+    stamp: [freeze.frozen_at]
+
+- name: Read the engine's clock and the seconds since a start
+  chroma_run:
+    action: clock
+    runs_dir: "{{ chroma_runs_dir }}"
+    since: "{{ started.now }}"
+  register: restored
 """
 
 RETURN = r"""
@@ -214,10 +236,15 @@ lock:
   returned: when action is lock_status
   type: dict
   sample: {"held": true, "holder": {"pid": 4242, "host": "ctl-1", "run_id": "r1"}, "path": "/runs/locks/migrate-3f2a.lock"}
-event:
-  description: For C(event), the log line written.
-  returned: when action is event
-  type: dict
+now:
+  description: For C(clock), the engine's clock (ISO-8601 UTC with milliseconds).
+  returned: when action is clock
+  type: str
+  sample: "2026-11-21T17:01:02.345Z"
+elapsed_s:
+  description: For C(clock) with O(since), the seconds from O(since) to RV(now).
+  returned: when action is clock and since is given
+  type: float
 """
 
 from pathlib import Path
@@ -231,7 +258,7 @@ from ansible.module_utils.chroma_runbook.run.names import FREEZE_FILES
 from ansible.module_utils.chroma_runbook.run.run_lock import LOCK_NAME, lock_status, target_lock_path
 from ansible.module_utils.chroma_runbook.run.run_summary import render_lines, summarize
 
-NEEDS_RUN_ID = ("step_start", "step_end", "update", "event", "summary")
+NEEDS_RUN_ID = ("step_start", "step_end", "update", "summary")
 NEEDS_STEP = ("step_start", "step_end")
 # the argument spec refuses an action without the options it needs
 REQUIRED_IF = [("action", action, ("run_id",)) for action in NEEDS_RUN_ID] + [
@@ -270,8 +297,11 @@ def do_step(module: AnsibleModule, paths: rs.RunPaths, write: bool) -> dict[str,
         return dict(changed=changed, state=state, done=done, previous=previous)
 
     def finish(state: dict[str, Any]) -> None:
-        rs.end_step(state, step, p["outcome"], p["result"], p["message"], p["started_at"])
+        kept = rs.step_is_done(state, step) and p["outcome"] == "ok"  # its first record and times stay
+        rs.end_step(state, step, p["outcome"], p["result"], p["message"])
         rs.deep_merge(state.setdefault("data", {}), p["data"])
+        if not kept:
+            stamp_data(state, p["stamp"])
         if p["status"]:
             rs.set_status(state, p["status"], p["message"])
 
@@ -286,6 +316,7 @@ def do_update(module: AnsibleModule, paths: rs.RunPaths, write: bool) -> dict[st
 
     def change(state: dict[str, Any]) -> None:
         rs.deep_merge(state.setdefault("data", {}), p["data"])
+        stamp_data(state, p["stamp"])
         if p["status"]:
             rs.set_status(state, p["status"], p["message"])
 
@@ -293,6 +324,33 @@ def do_update(module: AnsibleModule, paths: rs.RunPaths, write: bool) -> dict[st
     if changed and p["status"]:
         rs.append_event(paths, "run_status", write, status=p["status"], message=p["message"])
     return dict(changed=changed, state=state)
+
+
+def stamp_data(state: dict[str, Any], keys: list[Any]) -> None:
+    """Set each key of the state's data (a dotted path, or a list of keys) to the engine's clock."""
+    now = rs.utc_now()
+    for key in keys:
+        path = [str(part) for part in key] if isinstance(key, list) else str(key).split(".")
+        if not path or not all(path):
+            raise rs.RunStateError(f"stamp: {key!r} is not a key of the state's data (a dotted path or a list of keys)")
+        node = state.setdefault("data", {})
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[path[-1]] = now
+
+
+def do_clock(since: Optional[str]) -> dict[str, Any]:
+    """The engine's clock (read-only): now, and the seconds since ``since``."""
+    now = rs.utc_now()
+    result: dict[str, Any] = dict(changed=False, now=now)
+    if since:
+        try:
+            result["elapsed_s"] = rs.seconds_between(since, now)
+        except ValueError as exc:
+            raise rs.RunStateError(f"since: {since!r} is not an ISO-8601 time ({exc})") from exc
+    return result
 
 
 def do_lock_status(module: AnsibleModule, runs_dir: Path) -> dict[str, Any]:
@@ -334,7 +392,7 @@ def run_module() -> None:
     module = AnsibleModule(
         argument_spec={
             "action": {"type": "str", "required": True,
-                       "choices": ["open", "find", "list", "step_start", "step_end", "update", "event", "summary",
+                       "choices": ["open", "find", "list", "step_start", "step_end", "update", "clock", "summary",
                                    "lock_status", "paths"]},
             "runs_dir": {"type": "path", "required": True},
             "run_id": {"type": "str"},
@@ -344,12 +402,12 @@ def run_module() -> None:
             "step": {"type": "str"},
             "outcome": {"type": "str", "choices": ["ok", "failed", "held", "skipped"], "default": "ok"},
             "result": {"type": "dict", "default": {}},
-            "started_at": {"type": "str"},
             "message": {"type": "str", "default": ""},
             "data": {"type": "dict", "default": {}},
             "status": {"type": "str",
                        "choices": ["running", "stopped", "complete", "failed", "rolled_back", "rollback_failed"]},
-            "fields": {"type": "dict", "default": {}},
+            "stamp": {"type": "list", "elements": "raw", "default": []},
+            "since": {"type": "str"},
             "limits": {"type": "dict", "default": {}},
             "summary_path": {"type": "path"},
             "target": connection_option(required=False),
@@ -371,6 +429,8 @@ def run_module() -> None:
             module.exit_json(changed=False, runs=rs.describe_runs(runs_dir))
         if action == "paths":
             module.exit_json(**do_paths(runs_dir, p["run_id"]))
+        if action == "clock":
+            module.exit_json(**do_clock(p["since"]))
         if action == "find" and p["tolerate_damage"]:
             paths, state, problems = rs.find_run_tolerant(runs_dir, p["run_id"] or None)
             module.exit_json(changed=False, run_id=paths.run_id, paths=paths.as_dict(), state=state, problems=problems)
@@ -385,9 +445,6 @@ def run_module() -> None:
             result = do_step(module, paths, write)
         elif action == "update":
             result = do_update(module, paths, write)
-        elif action == "event":
-            line = rs.append_event(paths, p["step"] or "event", write, message=p["message"], **p["fields"])
-            result = dict(changed=False, event=line, state=rs.read_state(paths) or {})
         else:
             state = rs.read_state(paths) or rs.empty_state(paths.run_id)
             summary = summarize(state, p["limits"])

@@ -111,6 +111,10 @@ def test_what_the_migration_refuses_stops_before_the_freeze(lab: Lab, tmp_path: 
     for run_id in runs_after - runs_before - {"latest", "locks"}:
         state = json.loads((lab.runs_dir / run_id / "state.json").read_text())
         assert not {"freeze", "snapshot", "migrate"} & set(state["steps"]), state["steps"]
+        # the preflight role recorded its own failure, naming the task (issue 11 point 4)
+        preflight = state["steps"]["preflight"]
+        assert preflight["outcome"] == "failed" and preflight["started_at"] and preflight["ended_at"], preflight
+        assert "(task: Dry run of the migration's options" in preflight["message"], preflight
         assert not (lab.runs_dir / run_id / "snapshot").exists()
     if case == "run_id":
         assert runs_after - runs_before <= {"locks"}, runs_after - runs_before

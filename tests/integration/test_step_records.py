@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+
+from module_play import run_module
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -96,6 +97,27 @@ def test_gate_failed_records_no_go_with_the_reason(tmp_path: Path) -> None:
     _recorded(gate)
     assert gate["outcome"] == "failed" and gate["message"] == "validation FAILED: Embedding Corruption", gate
     assert gate["result"]["decision"] == "NO-GO", gate
+
+
+def test_chroma_run_stamps_times_itself(tmp_path: Path) -> None:
+    """update/step_end stamp data keys with the engine's clock; clock reads it; event is gone."""
+    runs = str(tmp_path / "runs")
+    rc, opened, out = run_module(tmp_path, "chroma_run", {"action": "open", "runs_dir": runs}, name="open")
+    assert rc == 0, out
+    rc, res, out = run_module(tmp_path, "chroma_run", {
+        "action": "update", "runs_dir": runs, "run_id": opened["run_id"], "data": {"freeze": {"method": "proxy"}},
+        "stamp": ["freeze.frozen_at", ["apps", "app1.example.com", "cutover_at"]]}, name="stamp")
+    assert rc == 0 and res["changed"], out
+    data = res["state"]["data"]
+    frozen, cut = data["freeze"]["frozen_at"], data["apps"]["app1.example.com"]["cutover_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", frozen) and data["freeze"]["method"] == "proxy", data
+    assert frozen == cut, data
+    rc, res, out = run_module(tmp_path, "chroma_run", {"action": "clock", "runs_dir": runs, "since": frozen},
+                              name="clock")
+    assert rc == 0 and not res["changed"] and res["now"] >= frozen and res["elapsed_s"] >= 0, out
+    rc, res, out = run_module(tmp_path, "chroma_run", {"action": "event", "runs_dir": runs, "run_id": opened["run_id"]},
+                              name="event")
+    assert rc != 0 and "value of action must be one of" in res.get("msg", ""), out
 
 
 def _tasks(node: Any) -> list[dict[str, Any]]:
