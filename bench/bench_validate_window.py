@@ -58,7 +58,8 @@ def bench(n: int, share: float, repeat: int) -> dict[str, float]:
             before = time.perf_counter() - t0
             print(f"[{n}] pre-validation before the freeze: {before:.2f}s, {pre['overall_status']}, "
                   f"{pre['timing']['records_before_freeze']} records checked, "
-                  f"{pre['timing']['records_deferred_to_freeze']} left to the freeze ({changed} changed)")
+                  f"{pre['timing']['records_deferred_to_freeze']} left to the freeze ({changed} changed); "
+                  f"phases {pre['durations']}")
             run_migration(MigrationOptions(**opts).validate())
             snap = root / "snapshot"
             take_snapshot(source.client(), snap)

@@ -20,7 +20,7 @@ import pytest
 
 from chroma_runbook.migrate.migration import Migration, run_migration
 from chroma_runbook.migrate.migration_options import MigrationOptions, OptionError
-from chroma_runbook.migrate.precopy import FingerprintStore, fingerprint_path, record_fingerprint
+from chroma_runbook.migrate.precopy import FingerprintStore, delta_ids_path, fingerprint_path, record_fingerprint
 from chroma_runbook.migrate.staging import staging_prefix
 from migrate_play import REPO
 
@@ -237,6 +237,10 @@ def test_sigkill_during_the_delta_then_resume_equals_the_source(chroma_pair, tmp
     assert result["verification"]["passed"]
     assert result["phases"]["delta"]["added"] + result["phases"]["delta"]["replaced"] > 0
     assert_equal(exact(target.client()), expected_from_source(source.client()))
+    # the validation under the freeze re-checks what any delta attempt sent, the killed one's too
+    sent = json.loads(Path(delta_ids_path(str(ck), "pc")).read_text())
+    assert {f"pre_a-{i}" for i in range(200, 500)} <= set(sent["pre_a"])
+    assert result["phases"]["delta"]["replaced"] < 300, "the killed attempt sent some of them already"
 
 
 def test_the_gate_judges_the_frozen_source_and_drops_the_precopied_staging(chroma_pair, tmp_path: Path) -> None:

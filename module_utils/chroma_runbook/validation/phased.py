@@ -74,22 +74,20 @@ def subset(data: CollectionData, rows: list[int], name: Optional[str] = None) ->
                           [data.documents[r] for r in rows], [data.metadatas[r] for r in rows], data.handle)
 
 
-def read_live(collection: Any, page_size: int) -> CollectionData:
-    """Every record of a collection that is being written to: pages until a short one; an id
-    read twice (a delete shifted the offsets) keeps its last copy; a record missed is simply absent."""
-    pages: list[dict[str, Any]] = []
-    offset = 0
-    while True:
-        page = read_page(collection, offset, page_size)
-        n = len(page["ids"])
-        if n:
-            pages.append(page)
-        offset += n
-        if n < page_size:
-            break
-    data = assemble(collection, pages)
-    last = {rid: row for row, rid in enumerate(data.ids)}
-    return data if len(last) == data.count else subset(data, sorted(last.values()))
+def read_live(pool: ThreadPoolExecutor, collection: Any, page_size: int) -> Callable[[], CollectionData]:
+    """Start reading a collection that is being written to: its pages by offset, in parallel, as far
+    as its count said plus one page. Offsets shift under live writes, so a record may be read twice
+    (its last copy is kept) or missed (absent: the freeze checks it); nothing here is a failure."""
+    total = int(collection.count())
+    futures = [pool.submit(read_page, collection, offset, page_size)
+               for offset in range(0, total + page_size, page_size)]
+
+    def result() -> CollectionData:
+        data = assemble(collection, [f.result() for f in futures])
+        last = {rid: row for row, rid in enumerate(data.ids)}
+        return data if len(last) == data.count else subset(data, sorted(last.values()))
+
+    return result
 
 
 def read_ids(collection: Any, name: str, ids: list[str]) -> CollectionData:
@@ -129,13 +127,18 @@ def run_prevalidation(source_client: Any, target_client: Any, transformer: Trans
     if not os.path.isfile(store_file):
         raise PrevalidationMissing(f"no pre-copy fingerprints for run {run_id} ({store_file}): the pre-copy has not run")
     store = FingerprintStore(store_file)
+    durations: dict[str, float] = {}
+    clock = time.monotonic()
     try:
         known = store.load()
         source = _read_source_live(source_client, options)
+        clock = _lap(durations, "read_source_live", clock)
         digests: dict[tuple[str, str], bytes] = {}
         full = build_expectation_streaming(transformer, source.items(), digests)
         stable = {(t, i): d for (t, i), d in digests.items() if known.get(t, {}).get(i) == d}
+        clock = _lap(durations, "transform", clock)
         target = _read_staging(target_client, run_id, sorted(known), options)
+        clock = _lap(durations, "read_staging", clock)
         keep: dict[str, set[str]] = {}
         for t, i in stable:
             if t in target and i in target[t].row:
@@ -144,6 +147,7 @@ def run_prevalidation(source_client: Any, target_client: Any, transformer: Trans
         exp = restrict(full, keep)
         ctx = _context(options, thresholds, source, checked, exp, transformer, None, [])
         results = _run(RECORD_CHECKS, ctx)
+        clock = _lap(durations, "record_checks", clock)
         n_checked = sum(len(v) for v in keep.values())
         staged = sum(len(v) for v in known.values())
         deferred = staged - n_checked
@@ -159,6 +163,7 @@ def run_prevalidation(source_client: Any, target_client: Any, transformer: Trans
         store.close()
     duration = round(time.monotonic() - started, 3)
     report = _pre_report(options, results, status, n_checked, deferred, staged, duration, started_at, thresholds)
+    report["durations"] = durations
     report["record_pass_rate"] = round(100.0 - 100.0 * len(failed) / n_checked, 4) if n_checked else 100.0
     state = {"run_id": run_id, "checked_at": started_at, "duration_s": duration, "overall_status": status,
              "records_checked": n_checked, "records_deferred": deferred,
@@ -174,8 +179,8 @@ def run_prevalidation(source_client: Any, target_client: Any, transformer: Trans
 def _read_source_live(client: Any, options: ValidationOptions) -> dict[str, CollectionData]:
     collections = select_collections(client, options.collections, "source")
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
-        jobs = {c.name: pool.submit(read_live, c, options.page_size) for c in collections}
-        return {name: job.result() for name, job in jobs.items()}
+        pending = {c.name: read_live(pool, c, options.page_size) for c in collections}
+        return {name: wait() for name, wait in pending.items()}
 
 
 def _read_staging(client: Any, run_id: str, targets: list[str], options: ValidationOptions) -> dict[str, CollectionData]:
