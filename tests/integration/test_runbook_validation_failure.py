@@ -94,6 +94,11 @@ def test_validation_failure_rolls_back_automatically(lab: Lab, tmp_path: Path) -
     assert report["reason"].startswith("gate: validation FAILED: Embedding Corruption"), report["reason"]
     assert report["apps"] == [] and report["source"]["checked"] is True
     assert (reports / "rollback_report.md").is_file() and (reports / "validation_report.md").is_file()
+    # chroma_precopy false: every check ran under the freeze, and the report says so
+    validation = json.loads((reports / "validation_report.json").read_text())
+    assert validation["timing"]["precopy"] is False and validation["timing"]["mode"] == "all under the freeze"
+    assert all(c["ran_text"].startswith("under the freeze (all records, ") for c in validation["checks"])
+    assert "| Before the freeze | - (pre-copy off) |" in (reports / "validation_report.md").read_text()
     # nothing says "complete": no migration record
     assert not (reports / "migration_record.md").exists()
 
