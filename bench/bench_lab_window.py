@@ -46,7 +46,7 @@ def report(summary: dict[str, Any], wall: float) -> None:
           f"{figures['max_app_write_outage_s']:.1f} s, whole run {figures['migration_s']:.1f} s (goal <= 60 s); "
           f"ansible-playbook wall {wall:.1f} s")
     for step in summary["steps"]:
-        print(f"  {step['step']:<10} {step['outcome']:<6} {step['duration_s']:6.1f} s")
+        print(f"  {step['step']:<11} {step['outcome']:<6} {step['duration_s']:6.1f} s")
     for line in summary["lines"]:
         if "pre-copy" in line or "delta" in line:
             print(line)
