@@ -83,11 +83,18 @@ PYTEST = run_pytest() { $(BIN)/pytest "$$@"; rc=$$?; \
 test-unit: venv ## pytest unit tests (pure functions)
 	@$(PYTEST) -q tests/unit
 
-test-integration: venv nginx legacy-venvs lab-deps ## pytest integration tests (real chroma, nginx, supervisord, ansible-playbook)
-	@$(PYTEST) -q tests/integration
+# The integration tests mostly wait on servers and playbooks: two pytest-xdist workers, one test
+# file per worker at a time (--dist loadfile keeps a module's lab fixture in one worker). Every
+# port, lab directory and subnet a test uses is picked per process (lab/ports.py ledger, tmp_path).
+# PYTEST_XDIST= (empty) runs them one after another; --durations lists the slowest tests.
+PYTEST_XDIST ?= -n 2 --dist loadfile
+PYTEST_REPORT ?= --durations=20
 
-test-pytest: venv nginx legacy-venvs lab-deps ## every pytest test under tests/
-	@$(PYTEST) -q tests
+test-integration: venv nginx legacy-venvs lab-deps ## pytest integration tests (real chroma, nginx, supervisord, ansible-playbook), 2 workers
+	@$(PYTEST) -q $(PYTEST_XDIST) $(PYTEST_REPORT) tests/integration
+
+test-pytest: venv nginx legacy-venvs lab-deps ## every pytest test under tests/, 2 workers (PYTEST_XDIST= for one)
+	@$(PYTEST) -q $(PYTEST_XDIST) $(PYTEST_REPORT) tests
 
 lint: venv ## yamllint and ansible-lint --profile production over the whole repo
 	$(BIN)/yamllint --strict .

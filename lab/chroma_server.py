@@ -15,14 +15,27 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from . import ports
+
 VENV_BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 nobody listens on right now, and no other process was just handed.
+
+    The port is noted in the shared ledger (lab/ports.py) so that a parallel pytest worker (or
+    another session on the machine) does not get it too before our server binds it.
+    """
+    def pick(taken: set[int]) -> list[int]:
+        for _ in range(100):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port not in taken:
+                return [port]
+        raise RuntimeError("no free 127.0.0.1 port that is not already handed out (lab/ports.py ledger)")
+
+    return ports.reserve(pick)[0]
 
 
 class ChromaServer:
@@ -98,10 +111,19 @@ def port_free(port: int) -> bool:
 
 
 def free_port_base(low: int, high: int, span: int) -> int:
-    """A random base in [low, high) whose ``span`` consecutive ports are all free (for a whole lab)."""
+    """A random base in [low, high) whose ``span`` consecutive ports are all free (for a whole lab).
+
+    The whole span is reserved in the shared ledger (lab/ports.py): two pytest workers asking at
+    the same moment get disjoint spans, also while their labs are still starting.
+    """
     rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(low, high - span, span)
-        if all(port_free(port) for port in range(base, base + span)):
-            return base
-    raise RuntimeError(f"no free port base in {low}-{high}")
+
+    def pick(taken: set[int]) -> list[int]:
+        for _ in range(200):
+            base = rng.randrange(low, high - span, span)
+            span_ports = range(base, base + span)
+            if not taken.intersection(span_ports) and all(port_free(port) for port in span_ports):
+                return list(span_ports)
+        raise RuntimeError(f"no free port base in {low}-{high}")
+
+    return ports.reserve(pick)[0]

@@ -29,6 +29,7 @@ namespaces need it), and becomes root with ``su``.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import getpass
 import hashlib
 import json
@@ -47,7 +48,7 @@ from typing import Any, Callable, Optional
 import jinja2
 import psutil
 
-from . import REPO, dataset
+from . import REPO, dataset, ports
 from .layout import APP_STYLES, LayoutError, SupervisorFiles, venv_bin
 from .processes import LabError, program_states, supervisor_rpc, supervisord_process
 from .render import TEMPLATES, app_settings_lines, write_if_changed, write_if_missing
@@ -190,13 +191,21 @@ def _octet_free(octet: int) -> bool:
 
 
 def choose_octet(root: Path) -> int:
-    """A third octet whose 10.231.O.0/24 nothing on this machine uses (start from the directory's hash)."""
+    """A third octet whose 10.231.O.0/24 nothing on this machine uses (start from the directory's hash).
+
+    Chosen under the lock of the shared ledger (lab/ports.py), so two labs made at the same moment
+    (parallel pytest workers) never get the same subnet before either has added its address.
+    """
     start = int(hashlib.sha1(str(root).encode()).hexdigest()[6:10], 16)
-    for step in range(230):
-        octet = 20 + (start + step) % 230
-        if _octet_free(octet):
-            return octet
-    raise LabError(f"no free /24 left in {NET}.20-249.0/24 for the lab in {root}")
+
+    def pick(taken: set[int]) -> list[int]:
+        for step in range(230):
+            octet = 20 + (start + step) % 230
+            if octet not in taken and _octet_free(octet):
+                return [octet]
+        raise LabError(f"no free /24 left in {NET}.20-249.0/24 for the lab in {root}")
+
+    return ports.reserve_keys("octet", pick)[0]
 
 
 def existing_namespaces(prefix: str) -> list[str]:
@@ -528,7 +537,8 @@ def register(root: Path) -> None:
     """Note the lab in the file named by $CHROMA_LAB_NETNS_REGISTRY (make test removes them all at exit)."""
     registry = os.environ.get(REGISTRY_ENV)
     if registry:
-        with open(registry, "a", encoding="utf-8") as out:
+        with open(registry, "a", encoding="utf-8") as out:  # one locked append per lab (parallel workers)
+            fcntl.flock(out, fcntl.LOCK_EX)
             out.write(f"{root}\n")
 
 

@@ -70,3 +70,15 @@ def legacy_factory(tmp_path: Path, legacy_venv: Callable[[str], Path]) -> Iterat
     yield make
     for server in started:
         server.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files with slow end-to-end tests first (same order in every xdist worker).
+
+    ``make test`` runs two workers, one file each at a time (--dist loadfile); a lab-heavy file
+    picked up last would leave one worker idle while the other finishes it. Tests keep their
+    order inside a file; nothing is deselected.
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    first_seen = {path: index for index, path in reversed(list(enumerate(item.path for item in items)))}
+    items.sort(key=lambda item: (item.path not in slow_files, first_seen[item.path]))
