@@ -86,8 +86,9 @@ test-unit: venv ## pytest unit tests (pure functions)
 # The integration tests mostly wait on servers and playbooks: two pytest-xdist workers, one test
 # file per worker at a time (--dist loadfile keeps a module's lab fixture in one worker). Every
 # port, lab directory and subnet a test uses is picked per process (lab/ports.py ledger, tmp_path).
+# --no-loadscope-reorder: files run in the order tests/conftest.py gives (slowest first).
 # PYTEST_XDIST= (empty) runs them one after another; --durations lists the slowest tests.
-PYTEST_XDIST ?= -n 2 --dist loadfile
+PYTEST_XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
 PYTEST_REPORT ?= --durations=20
 
 test-integration: venv nginx legacy-venvs lab-deps ## pytest integration tests (real chroma, nginx, supervisord, ansible-playbook), 2 workers
