@@ -39,7 +39,6 @@ from . import (check_citations, check_counts, check_distribution, check_duplicat
                check_field_types, check_metadata, check_semantic, registry)
 from .context import CheckResult, Context
 from .expectation import Expectation, build_expectation_streaming
-from .inputs import load_rejects, load_test_queries
 from .runner import (BEFORE_FREEZE, UNDER_FREEZE, ValidationOptions, _target_names, assemble_report, finish_report,
                      run_validation)
 from .sides import CollectionData, ParallelReader, assemble, finish_side, list_names, read_snapshot_side, start_side
@@ -251,10 +250,7 @@ def run_freeze_validation(source_client: Any, target_client: Any, transformer: T
     if pre is None or delta is None or pre.get("overall_status") == FAILED:
         return run_validation(source_client, target_client, transformer, options, write)
     started, started_at = time.monotonic(), utc_stamp()
-    options.check()
-    thresholds = merge_thresholds(options.thresholds)
-    rejects = load_rejects(options.rejects_path) if options.rejects_path else None
-    queries = load_test_queries(options.test_queries_path) if options.test_queries_path else []
+    thresholds, rejects, queries = options.inputs()
     durations: dict[str, float] = {}
     clock = time.monotonic()
     source, target_totals = _read_frozen(source_client, target_client, transformer, options)

@@ -43,6 +43,15 @@ class ValidationOptions:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         merge_thresholds(self.thresholds)
 
+    def inputs(self) -> tuple[dict[str, Any], Optional[dict[str, list[str]]], list[dict[str, Any]]]:
+        """Check the options, then load what every check reads: the thresholds (defaults merged),
+        the rejects file's ids per collection (None without one) and the test queries."""
+        self.check()
+        thresholds = merge_thresholds(self.thresholds)
+        rejects = load_rejects(self.rejects_path) if self.rejects_path else None
+        queries = load_test_queries(self.test_queries_path) if self.test_queries_path else []
+        return thresholds, rejects, queries
+
 
 def _target_names(transformer: Transformer, source_names: Sequence[str], existing: Sequence[str]) -> list[str]:
     """Target collections records can land in: routing/profile targets, and source names
@@ -162,10 +171,7 @@ def run_validation(source_client: Any, target_client: Any, transformer: Transfor
     check mode); return the result dict."""
     started = time.monotonic()
     started_at = utc_stamp()
-    options.check()
-    thresholds = merge_thresholds(options.thresholds)
-    rejects = load_rejects(options.rejects_path) if options.rejects_path else None
-    queries = load_test_queries(options.test_queries_path) if options.test_queries_path else []
+    thresholds, rejects, queries = options.inputs()
     durations: dict[str, float] = {}
     clock = time.monotonic()
     snapshot_source = None
