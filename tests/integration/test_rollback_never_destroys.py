@@ -140,7 +140,10 @@ def test_rollback_after_a_killed_migrate_and_an_unfreeze_keeps_every_write(lab: 
     core_id = lab.collections(lab.source)["openwebui_core"]["id"]
     kill_migrate_while_its_job_runs(lab, run_id, tmp_path / "migrate")
     state = read_json(lab.runs_dir / run_id / "state.json")
-    assert "migrate" not in state["steps"] and state["data"]["freeze"]["frozen_at"], state
+    # the role recorded the migrate step's start; the killed playbook never recorded its end or result
+    killed = state["steps"]["migrate"]
+    assert killed["outcome"] == "running" and killed["ended_at"] is None and "result" not in killed, killed
+    assert state["data"]["freeze"]["frozen_at"], state
 
     unfreeze = run_playbook(lab, "playbooks/unfreeze.yml", tmp_path / "unfreeze")
     assert unfreeze.status == "successful", unfreeze.explain()
