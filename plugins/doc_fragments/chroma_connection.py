@@ -46,9 +46,10 @@ def _option(name: str, what: str, required: bool) -> str:
 
 
 class ModuleDocFragment:
-    """``chroma_connection.source``, ``.target`` and ``.server``: one required connection option each."""
+    """``chroma_connection.source``, ``.target``, ``.server`` and ``.front_door``: one required connection option each."""
 
     DOCUMENTATION = _option("server", "the Chroma server", True)
     SERVER = DOCUMENTATION
     SOURCE = _option("source", "the source Chroma server", True)
     TARGET = _option("target", "the target Chroma server", True)
+    FRONT_DOOR = _option("front_door", "the front door the apps write through (the proxy in front of the source)", True)

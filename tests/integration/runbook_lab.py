@@ -97,6 +97,12 @@ class Lab:
     def down(self) -> None:
         self.labctl("down")
 
+    def reload_nginx(self) -> None:
+        """Reload the lab's nginx after a test changed its snippets (the reload is graceful)."""
+        prefix = self.root / "nginx"
+        subprocess.run(["nginx", "-s", "reload", "-c", str(prefix / "nginx.conf"), "-p", f"{prefix}/"],
+                       check=True, capture_output=True, timeout=30)
+
     # -- what the lab looks like -------------------------------------------------
     def collections(self, base: str) -> dict[str, dict[str, Any]]:
         status, listed = http(f"{base}{DB_API}/collections?limit=1000")

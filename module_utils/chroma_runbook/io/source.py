@@ -89,7 +89,7 @@ def check_version(version: str, where: str) -> str:
 
 def probe_version(spec: ConnectionSpec) -> ServerVersion:
     """Ask ``GET /api/v1/version`` (0.x) then ``/api/v2/version`` (1.x answers "1.0.0" there)."""
-    http = _Http(spec)
+    http = JsonHttp(spec)
     status, body = http.request("GET", "/api/v1/version")
     if status == 200 and isinstance(body, str):
         return ServerVersion(body, check_version(body, spec.describe()))
@@ -103,7 +103,7 @@ def probe_version(spec: ConnectionSpec) -> ServerVersion:
 
 # --------------------------------------------------------------------------- plain HTTP
 
-class _Http:
+class JsonHttp:
     """JSON over urllib with the connection's headers, TLS setting and timeout."""
 
     def __init__(self, spec: ConnectionSpec) -> None:
@@ -184,7 +184,7 @@ class HttpSource:
 
     def __init__(self, spec: ConnectionSpec, version: ServerVersion) -> None:
         self.spec, self.version = spec, version
-        self.http = _Http(spec)
+        self.http = JsonHttp(spec)
         self._scope = f"tenant={quote(spec.tenant, safe='')}&database={quote(spec.database, safe='')}"
 
     def heartbeat(self) -> int:
