@@ -1,0 +1,113 @@
+"""chroma_run on the controller runs in ansible's own process (plugins/action/chroma_run.py).
+
+The same playbook runs twice through real ansible-playbook: with the project's action plugin, and
+with it hidden (ANSIBLE_ACTION_PLUGINS pointing at an empty directory), so the module is shipped and
+run as a separate process the usual way. Both must give the same results - success, changes, check
+mode, and the failures with their messages - and only the second may start AnsiballZ_chroma_run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+PLAY = """\
+- name: chroma_run, every kind of call
+  hosts: localhost
+  gather_facts: false
+  vars:
+    runs: "{runs}"
+  tasks:
+    - name: Open a run in check mode (writes nothing)
+      chroma_run: {{action: open, runs_dir: "{{{{ runs }}}}"}}
+      check_mode: true
+      register: dry
+    - name: Open a run
+      chroma_run: {{action: open, runs_dir: "{{{{ runs }}}}"}}
+      register: opened
+    - name: Start a step
+      chroma_run: {{action: step_start, runs_dir: "{{{{ runs }}}}", run_id: "{{{{ opened.run_id }}}}", step: freeze}}
+      register: started
+    - name: End it with a result, stamping a data key
+      chroma_run:
+        action: step_end
+        runs_dir: "{{{{ runs }}}}"
+        run_id: "{{{{ opened.run_id }}}}"
+        step: freeze
+        result: {{proof: canaries}}
+        data: {{freeze: {{method: proxy}}}}
+        stamp: [freeze.frozen_at]
+      register: ended
+    - name: End it again (nothing changes)
+      chroma_run:
+        action: step_end
+        runs_dir: "{{{{ runs }}}}"
+        run_id: "{{{{ opened.run_id }}}}"
+        step: freeze
+        result: {{proof: canaries}}
+        data: {{freeze: {{method: proxy}}}}
+      register: again
+    - name: A step without its run id (the argument spec refuses it)
+      chroma_run: {{action: step_start, runs_dir: "{{{{ runs }}}}", step: x}}
+      ignore_errors: true
+      register: no_run_id
+    - name: An unknown run
+      chroma_run: {{action: find, runs_dir: "{{{{ runs }}}}", run_id: 20200101T000000Z-abcd}}
+      ignore_errors: true
+      register: unknown
+    - name: Save what each call returned
+      ansible.builtin.copy:
+        content: "{{{{ {{'dry': dry, 'opened': opened, 'started': started, 'ended': ended, 'again': again,
+                       'no_run_id': no_run_id, 'unknown': unknown}} | to_json }}}}"
+        dest: "{out}"
+        mode: "0600"
+"""
+
+
+def _play(workdir: Path, plugin: bool) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    workdir.mkdir(parents=True)
+    runs, out = workdir / "runs", workdir / "results.json"
+    play = workdir / "play.yml"
+    play.write_text(PLAY.format(runs=runs, out=out))
+    env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+    if not plugin:
+        (workdir / "no_actions").mkdir()
+        env["ANSIBLE_ACTION_PLUGINS"] = str(workdir / "no_actions")
+    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-vvv", str(play)],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    results = json.loads(out.read_text())
+    run_id = results["opened"]["run_id"]
+    state = json.loads((runs / run_id / "state.json").read_text())
+    return results, proc.stdout, state
+
+
+def _shape(results: dict[str, Any]) -> dict[str, Any]:
+    """What must be the same either way (run ids and times differ)."""
+    return {name: {"changed": r.get("changed"), "failed": r.get("failed", False),
+                   "msg": str(r.get("msg", "")).replace("20200101T000000Z-abcd", "ID").split(" in /")[0],
+                   "keys": sorted(k for k in r if not k.startswith("_") and k != "invocation")}
+            for name, r in results.items()}
+
+
+def test_in_process_results_equal_the_module_process_and_no_module_process_starts(tmp_path: Path) -> None:
+    here, here_log, here_state = _play(tmp_path / "plugin", plugin=True)
+    shipped, shipped_log, shipped_state = _play(tmp_path / "module", plugin=False)
+
+    assert "AnsiballZ_chroma_run" in shipped_log          # the usual way: a module process per call
+    assert "AnsiballZ_chroma_run" not in here_log         # the plugin: none
+    assert _shape(here) == _shape(shipped), (_shape(here), _shape(shipped))
+
+    assert here["dry"]["changed"] and not (tmp_path / "plugin" / "runs" / here["dry"]["run_id"]).exists()
+    assert here["ended"]["changed"] and not here["again"]["changed"]
+    assert "run_id" in here["no_run_id"]["msg"] and here["unknown"]["failed"]
+    for state in (here_state, shipped_state):
+        assert state["steps"]["freeze"]["outcome"] == "ok" and state["steps"]["freeze"]["result"] == {"proof": "canaries"}
+        assert state["data"]["freeze"]["method"] == "proxy" and state["data"]["freeze"]["frozen_at"].endswith("Z")
