@@ -111,3 +111,32 @@ def test_in_process_results_equal_the_module_process_and_no_module_process_start
     for state in (here_state, shipped_state):
         assert state["steps"]["freeze"]["outcome"] == "ok" and state["steps"]["freeze"]["result"] == {"proof": "canaries"}
         assert state["data"]["freeze"]["method"] == "proxy" and state["data"]["freeze"]["frozen_at"].endswith("Z")
+
+
+HEALTH_PLAY = """\
+- name: chroma_app_health against a port nothing listens on
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Wait for an app that is not there
+      chroma_app_health: {{url: "http://127.0.0.1:9/health", timeout_s: 0.5, interval_s: 0.1}}
+      ignore_errors: true
+      register: gone
+    - name: Save the result
+      ansible.builtin.copy: {{content: "{{{{ gone | to_json }}}}", dest: "{out}", mode: "0600"}}
+"""
+
+
+def test_the_other_controller_modules_take_the_same_plugin(tmp_path: Path) -> None:
+    out = tmp_path / "gone.json"
+    play = tmp_path / "health.yml"
+    play.write_text(HEALTH_PLAY.format(out=out))
+    env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-vvv", str(play)],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "AnsiballZ_chroma_app_health" not in proc.stdout
+    gone = json.loads(out.read_text())
+    assert gone["failed"] and "http://127.0.0.1:9/health was not healthy" in gone["msg"], gone
+    assert gone["status"] == -1 and gone["attempts"] >= 1, gone
