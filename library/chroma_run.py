@@ -29,6 +29,9 @@ description:
   - C(action=paths) returns the names the engine gives things, so roles never rebuild them; the run's
     C(paths) (with C(run_id), the checkpoint file, staging-collection prefix, directories) and C(freeze_files).
     It reads and writes nothing.
+  - C(action=keep_backup) makes a config file's backup, fetched into the run, private (the file 0600, its
+    directory 0700) and writes C(<backup_file>.meta.json) beside it with C(data) (the original C(path), C(mode),
+    C(owner), C(group), which the rollback puts back). It fails when the backup is missing.
   - Check mode writes nothing and reports what would change.
 version_added: "1.0.0"
 author: chroma-runbook
@@ -39,7 +42,7 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [open, find, list, step_start, step_end, update, clock, summary, lock_status, paths]
+    choices: [open, find, list, step_start, step_end, update, clock, summary, lock_status, paths, keep_backup]
   runs_dir:
     description: Directory holding one sub-directory per run.
     type: path
@@ -100,6 +103,9 @@ options:
     type: str
   summary_path:
     description: For C(summary), also write the summary as JSON there (only when it differs).
+    type: path
+  backup_file:
+    description: For C(keep_backup) (required there), the backup of a config file inside the run directory.
     type: path
   limits:
     description: For C(summary), seconds each figure should stay within (C(migration_s), C(write_freeze_s),
@@ -236,6 +242,10 @@ lock:
   returned: when action is lock_status
   type: dict
   sample: {"held": true, "holder": {"pid": 4242, "host": "ctl-1", "run_id": "r1"}, "path": "/runs/locks/migrate-3f2a.lock"}
+meta_file:
+  description: For C(keep_backup), the record of the config file's path, mode and owner beside the backup.
+  returned: when action is keep_backup
+  type: str
 now:
   description: For C(clock), the engine's clock (ISO-8601 UTC with milliseconds).
   returned: when action is clock
@@ -254,6 +264,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible.module_utils.chroma_runbook.run import run_state as rs
 from ansible.module_utils.chroma_runbook.io.connection import ConnectionError_, ConnectionSpec, connection_option
+from ansible.module_utils.chroma_runbook.run.backups import keep_backup, meta_path
 from ansible.module_utils.chroma_runbook.run.names import FREEZE_FILES
 from ansible.module_utils.chroma_runbook.run.run_lock import LOCK_NAME, lock_status, target_lock_path
 from ansible.module_utils.chroma_runbook.run.run_summary import render_lines, summarize
@@ -262,7 +273,7 @@ NEEDS_RUN_ID = ("step_start", "step_end", "update", "summary")
 NEEDS_STEP = ("step_start", "step_end")
 # the argument spec refuses an action without the options it needs
 REQUIRED_IF = [("action", action, ("run_id",)) for action in NEEDS_RUN_ID] + [
-    ("action", action, ("step",)) for action in NEEDS_STEP]
+    ("action", action, ("step",)) for action in NEEDS_STEP] + [("action", "keep_backup", ("backup_file",))]
 
 
 def do_open(module: AnsibleModule, runs_dir: Path, write: bool) -> dict[str, Any]:
@@ -381,6 +392,16 @@ def do_paths(runs_dir: Path, run_id: Optional[str]) -> dict[str, Any]:
     return result
 
 
+def do_keep_backup(module: AnsibleModule, write: bool) -> dict[str, Any]:
+    """A fetched config backup made private, its meta record (mode, owner) beside it."""
+    backup = Path(module.params["backup_file"])
+    try:
+        changed = keep_backup(backup, module.params["data"], write)
+    except OSError as exc:
+        module.fail_json(msg=f"cannot keep the backup {backup}: {exc}")
+    return dict(changed=changed, backup_file=str(backup), meta_file=str(meta_path(backup)))
+
+
 def mutate_state_or_fail(module: AnsibleModule, paths: rs.RunPaths, change: Any, write: bool) -> Any:
     try:
         return rs.mutate_state(paths, change, write)
@@ -393,7 +414,7 @@ def run_module() -> None:
         argument_spec={
             "action": {"type": "str", "required": True,
                        "choices": ["open", "find", "list", "step_start", "step_end", "update", "clock", "summary",
-                                   "lock_status", "paths"]},
+                                   "lock_status", "paths", "keep_backup"]},
             "runs_dir": {"type": "path", "required": True},
             "run_id": {"type": "str"},
             "reuse": {"type": "bool", "default": True},
@@ -410,6 +431,7 @@ def run_module() -> None:
             "since": {"type": "str"},
             "limits": {"type": "dict", "default": {}},
             "summary_path": {"type": "path"},
+            "backup_file": {"type": "path"},
             "target": connection_option(required=False),
             "tolerate_damage": {"type": "bool", "default": False},
         },
@@ -431,6 +453,8 @@ def run_module() -> None:
             module.exit_json(**do_paths(runs_dir, p["run_id"]))
         if action == "clock":
             module.exit_json(**do_clock(p["since"]))
+        if action == "keep_backup":
+            module.exit_json(**do_keep_backup(module, write))
         if action == "find" and p["tolerate_damage"]:
             paths, state, problems = rs.find_run_tolerant(runs_dir, p["run_id"] or None)
             module.exit_json(changed=False, run_id=paths.run_id, paths=paths.as_dict(), state=state, problems=problems)

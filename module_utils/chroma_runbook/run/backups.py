@@ -1,0 +1,50 @@
+"""A config file's backup in the run directory: private, with the mode and owner to restore.
+
+The cutover fetches an app's config file into ``<run>/backups/<host>/<file>`` before it edits it;
+``keep_backup`` then makes the copy private (file 0600, its directory 0700: it may hold secrets)
+and writes ``<file>.meta.json`` next to it (the original path, mode, owner and group, which the
+rollback puts back). One call instead of a task per step inside the write freeze.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..io.fsutil import DIR_MODE, FILE_MODE, write_json_atomic
+
+META_SUFFIX = ".meta.json"
+
+
+def meta_path(backup: Path) -> Path:
+    return backup.with_name(backup.name + META_SUFFIX)
+
+
+def _mode_differs(path: Path, mode: int) -> bool:
+    return (path.stat().st_mode & 0o777) != mode
+
+
+def _meta_differs(path: Path, meta: Mapping[str, Any]) -> bool:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) != json.loads(json.dumps(dict(meta), default=str))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return True
+
+
+def keep_backup(backup: Path, meta: Mapping[str, Any], write: bool) -> bool:
+    """Make ``backup`` private and record ``meta`` beside it; True when anything changed (or would)."""
+    if not backup.is_file():
+        if write:
+            raise FileNotFoundError(f"backup {backup} does not exist: the config file was not fetched")
+        return True  # a dry run fetched nothing: it would keep one
+    record = meta_path(backup)
+    changes = [(backup.parent, DIR_MODE)] if _mode_differs(backup.parent, DIR_MODE) else []
+    changes += [(backup, FILE_MODE)] if _mode_differs(backup, FILE_MODE) else []
+    meta_changed = _meta_differs(record, meta)
+    if write:
+        for path, mode in changes:
+            os.chmod(path, mode)
+        if meta_changed:
+            write_json_atomic(record, dict(meta), mode=FILE_MODE)
+    return bool(changes) or meta_changed
