@@ -18,7 +18,6 @@ import contextlib
 import importlib.util
 import io
 import json
-from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional
 

@@ -122,3 +122,9 @@ def test_the_deadline_is_kept_with_a_clock_that_jumps(monkeypatch: pytest.Monkey
 def test_contradictory_or_keyless_expectations_are_refused(expectation: HealthExpectation) -> None:
     with pytest.raises(ValueError):
         wait_until_healthy("http://127.0.0.1:1/health", expectation, timeout_s=1)
+
+
+@pytest.mark.parametrize(("ok", "healthy"), [(True, True), ("true", True), (1, True), ("yes", True),
+                                             (False, False), ("false", False), (None, False), (0, False)])
+def test_ok_is_read_as_ansibles_bool_filter_reads_it(ok: object, healthy: bool) -> None:
+    assert HealthExpectation().met_by({"ok": ok}) is healthy

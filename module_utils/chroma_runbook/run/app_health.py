@@ -40,13 +40,20 @@ class HealthExpectation:
         return "ok=true"
 
     def met_by(self, answer: Any) -> bool:
-        if not isinstance(answer, dict) or answer.get("ok") is not True:
+        if not isinstance(answer, dict) or not _truthy(answer.get("ok")):
             return False
         if self.equals is not None:
             return str(answer.get(self.key, "")) == self.equals
         if self.not_equals is not None:
             return str(answer.get(self.key, "")) != self.not_equals
         return True
+
+
+def _truthy(value: Any) -> bool:
+    """``ok`` as Ansible's ``bool`` filter reads it (true, 1, "yes", "true", "on", "1")."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("yes", "true", "on", "1", "y")
+    return value is True or (isinstance(value, int) and value == 1)
 
 
 @dataclass(frozen=True)
