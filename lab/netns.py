@@ -432,14 +432,27 @@ def start_sshd(topo: Topology, host: str, say: Say) -> None:
 
 
 def stop_sshd(topo: Topology, host: str, say: Say) -> None:
+    """Stop the host's sshd and the sessions it started (ansible's persistent connections would
+    otherwise outlive it as orphans)."""
     proc = _alive_with(topo.host_dir(host) / "sshd.pid", str(topo.host_dir(host) / "sshd_config"))
-    if proc is not None:
-        proc.terminate()
+    if proc is None:
+        return
+    try:
+        sessions = proc.children(recursive=True)
+    except psutil.Error:
+        sessions = []
+    for member in [proc, *sessions]:
         try:
-            proc.wait(timeout=10)
-        except psutil.TimeoutExpired:
-            proc.kill()
-        say(f"stopped sshd of {host} (pid {proc.pid})")
+            member.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs([proc, *sessions], timeout=10)
+    for member in alive:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    say(f"stopped sshd of {host} (pid {proc.pid}) and its {len(sessions)} session process(es)")
 
 
 # health --------------------------------------------------------------------
