@@ -7,12 +7,12 @@ rollback puts back). One call instead of a task per step inside the write freeze
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..io.fsutil import DIR_MODE, FILE_MODE, write_json_atomic
+from ..io.fsutil import DIR_MODE, FILE_MODE
+from .run_state import write_json_if_changed
 
 META_SUFFIX = ".meta.json"
 
@@ -25,26 +25,17 @@ def _mode_differs(path: Path, mode: int) -> bool:
     return (path.stat().st_mode & 0o777) != mode
 
 
-def _meta_differs(path: Path, meta: Mapping[str, Any]) -> bool:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) != json.loads(json.dumps(dict(meta), default=str))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return True
-
-
 def keep_backup(backup: Path, meta: Mapping[str, Any], write: bool) -> bool:
     """Make ``backup`` private and record ``meta`` beside it; True when anything changed (or would)."""
     if not backup.is_file():
         if write:
             raise FileNotFoundError(f"backup {backup} does not exist: the config file was not fetched")
         return True  # a dry run fetched nothing: it would keep one
-    record = meta_path(backup)
     changes = [(backup.parent, DIR_MODE)] if _mode_differs(backup.parent, DIR_MODE) else []
     changes += [(backup, FILE_MODE)] if _mode_differs(backup, FILE_MODE) else []
-    meta_changed = _meta_differs(record, meta)
     if write:
         for path, mode in changes:
             os.chmod(path, mode)
-        if meta_changed:
-            write_json_atomic(record, dict(meta), mode=FILE_MODE)
+    # the run's own rule for its JSON files: written atomically, 0600, only when it differs
+    meta_changed = write_json_if_changed(meta_path(backup), meta, write)
     return bool(changes) or meta_changed
