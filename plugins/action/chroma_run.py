@@ -1,4 +1,4 @@
-"""Action plugin for chroma_run (and the other controller-side modules): run the module in the
+"""Action plugin for chroma_run (and the other modules the controller runs): run the module in the
 controller's own process when it runs here.
 
 chroma_run only reads and writes the run's files (state.json, events, summary) on the machine it
@@ -6,28 +6,44 @@ runs on, and every role delegates it to the controller. Started the usual way, e
 new Python interpreter and its imports: about 0.25 s, and a dozen of these calls fall inside the
 write freeze. On a local connection this plugin runs the same module code (library/chroma_run.py,
 the same argument spec, check mode and messages) in the worker process instead and returns the same
-result. On any other connection the module is sent and run there as usual.
+result. On any other connection, and for a task with ``async`` (a background job is a process of
+its own), the module is sent and run as usual.
 
 chroma_app_health, chroma_app_probe and chroma_freeze_proof (plain HTTP from the controller, one call
-each inside the window) take this plugin too: their action plugins are this class, and the module
-run is the task's own.
+each inside the window) take this plugin as it is. The engine's modules (chroma_migrate,
+chroma_snapshot, chroma_validate, chroma_info, ...) take ``EngineAction``: they need chromadb and
+numpy, so they run here only when the host's Python is this one (the same bin directory, so the same
+libraries), and their plugin files call ``warm_imports`` when ansible loads them. Ansible loads an
+action plugin's class in its main process before it forks the worker of each task, so chromadb is
+imported once per playbook, not once per task: about 0.9 s a call, four calls under the freeze.
+
+Whatever the module registers with ``atexit`` (a temporary directory to remove) runs when the module
+ends, as it would when its process exits; a worker process ends without running exit handlers.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
+import importlib
 import importlib.util
 import io
 import json
+import os
+import sys
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import ansible.module_utils
 import ansible.module_utils.basic as basic
 from ansible import constants as C
 from ansible.plugins.action import ActionBase
 from ansible.plugins.loader import module_loader
+from ansible.utils.display import Display
 
 PROFILE = "legacy"
+ENGINE_LIBRARIES = ("numpy", "chromadb")
+display = Display()
 
 
 def _module_code(name: str) -> ModuleType:
@@ -46,12 +62,45 @@ def _module_code(name: str) -> ModuleType:
     return code
 
 
+def warm_imports(module: str) -> None:
+    """Import the engine's libraries and ``module``'s code in this process, so that every worker
+    forked from it later starts with them. Best effort: a library that is not here is skipped (the
+    module then runs where it has them), and a failure only costs the time it would have saved."""
+    try:
+        for library in ENGINE_LIBRARIES:
+            if importlib.util.find_spec(library) is not None:
+                importlib.import_module(library)
+        _module_code(module)
+    except Exception as exc:  # noqa: BLE001 - an optimisation; the module reports its own import errors
+        display.vvv(f"chroma_runbook: could not pre-import {module}: {type(exc).__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def _exit_handlers_run_at_end() -> Iterator[None]:
+    """What the module registers with atexit runs when it ends (a worker process ends with os._exit)."""
+    registered: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
+
+    def register(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        registered.append((func, args, kwargs))
+        return func
+
+    original = atexit.register
+    atexit.register = register  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        atexit.register = original  # type: ignore[assignment]
+        for func, args, kwargs in reversed(registered):
+            with contextlib.suppress(Exception):
+                func(*args, **kwargs)
+
+
 def _run_here(code: ModuleType, module_args: dict[str, Any]) -> str:
     """What the module prints (its JSON result) when it runs with ``module_args`` in this process."""
     basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": module_args}).encode("utf-8")  # noqa: SLF001
     basic._ANSIBLE_PROFILE = PROFILE  # noqa: SLF001
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    with contextlib.redirect_stdout(out), _exit_handlers_run_at_end():
         try:
             code.run_module()
         except SystemExit:  # exit_json and fail_json end with sys.exit, as in a module process
@@ -59,16 +108,43 @@ def _run_here(code: ModuleType, module_args: dict[str, Any]) -> str:
     return out.getvalue()
 
 
+def same_environment(interpreter: Optional[str], here: str = sys.executable) -> bool:
+    """True when ``interpreter`` is a Python of this process's environment (the same bin directory)."""
+    if not interpreter:
+        return False
+    return os.path.dirname(os.path.abspath(interpreter)) == os.path.dirname(os.path.abspath(here))
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
+    _supports_async = True  # a task with async is sent as a module process (a background job), as usual
+    #: the module imports libraries beyond Python's and ansible's: run it here only on the host's own Python
+    NEEDS_HOST_PYTHON = False
+
+    def _host_python(self, task_vars: dict[str, Any]) -> Optional[str]:
+        """The Python the module would run with on this host, when it is known without discovery."""
+        configured = C.config.get_config_value("INTERPRETER_PYTHON", variables=task_vars)
+        value = str(self._templar.template(configured) or "").strip()
+        if not value or value.startswith("auto"):
+            value = str(task_vars.get("ansible_facts", {}).get("discovered_interpreter_python", ""))
+        return value or None
+
+    def _runs_here(self, task_vars: dict[str, Any]) -> bool:
+        if getattr(self._connection, "transport", "") != "local" or self._task.async_val:
+            return False
+        return not self.NEEDS_HOST_PYTHON or same_environment(self._host_python(task_vars))
 
     def run(self, tmp: Optional[str] = None, task_vars: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         module = self._task.action.rsplit(".", 1)[-1]
         module_args = dict(self._task.args)
-        if getattr(self._connection, "transport", "") != "local":
-            result.update(self._execute_module(module_name=module, module_args=module_args, task_vars=task_vars))
+        if not self._runs_here(task_vars):
+            wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
+            result.update(self._execute_module(module_name=module, module_args=module_args, task_vars=task_vars,
+                                               wrap_async=wrap_async))
+            if not wrap_async:
+                self._remove_tmp_path(self._connection._shell.tmpdir)  # noqa: SLF001 - as ansible's normal action does
             return result
         self._update_module_args(module, module_args, task_vars)
         module_args["_ansible_tmpdir"] = None
@@ -79,3 +155,8 @@ class ActionModule(ActionBase):
             return result
         result.update(self._parse_returned_data({"stdout": output}, PROFILE))
         return result
+
+
+class EngineAction(ActionModule):
+    """For the engine's modules (chromadb, numpy): in this process only on the host's own Python."""
+    NEEDS_HOST_PYTHON = True

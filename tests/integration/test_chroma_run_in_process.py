@@ -140,3 +140,69 @@ def test_the_other_controller_modules_take_the_same_plugin(tmp_path: Path) -> No
     gone = json.loads(out.read_text())
     assert gone["failed"] and "http://127.0.0.1:9/health was not healthy" in gone["msg"], gone
     assert gone["status"] == -1 and gone["attempts"] >= 1, gone
+
+
+ENGINE_PLAY = """\
+- name: chroma_info (an engine module) on the controller
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Fingerprint a persist directory (the module reads a private copy, removed at its end)
+      chroma_info: {{server: {{path: "{persist}"}}, fingerprint: true}}
+      register: here
+    - name: The same as a background job (async is a module process of its own)
+      chroma_info: {{server: {{path: "{persist}"}}, fingerprint: true}}
+      async: 120
+      poll: 1
+      register: background
+    - name: Save the results
+      ansible.builtin.copy: {{content: "{{{{ {{'here': here, 'background': background}} | to_json }}}}", dest: "{out}",
+                             mode: "0600"}}
+"""
+
+
+def _persist_dir(path: Path) -> None:
+    """A small chromadb 1.x persist directory: one collection of three records."""
+    code = ("import chromadb, sys\n"
+            "c = chromadb.PersistentClient(path=sys.argv[1]).create_collection('notes')\n"
+            "c.add(ids=['a', 'b', 'c'], embeddings=[[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], documents=['x', 'y', 'z'])\n")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=120)
+
+
+def test_engine_modules_run_here_with_chromadb_imported_once_and_clean_up_at_their_end(tmp_path: Path) -> None:
+    persist, out, scratch = tmp_path / "persist", tmp_path / "engine.json", tmp_path / "tmp"
+    _persist_dir(persist)
+    scratch.mkdir()
+    play = tmp_path / "engine.yml"
+    play.write_text(ENGINE_PLAY.format(persist=persist, out=out))
+    env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable, TMPDIR=str(scratch))
+    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-vvv", str(play)],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    results = json.loads(out.read_text())
+    here, background = results["here"], results["background"]
+    # the foreground call ran in ansible's process; the async one as a module process, as before
+    shipped = [line for line in proc.stdout.splitlines() if " PUT " in line and "AnsiballZ_chroma_info.py" in line]
+    assert len(shipped) == 1 and "async_wrapper" in proc.stdout, shipped
+    assert here["fingerprint"] == background["fingerprint"] and here["fingerprint"]["collections"]["notes"]["count"] == 3, results
+    # the private copy the module registered for removal at exit is gone (a worker exits without atexit)
+    assert not list(scratch.glob("chroma-runbook-source-*")), list(scratch.iterdir())
+
+
+def test_an_engine_module_runs_here_only_on_the_hosts_own_python() -> None:
+    plugin = _load_plugin()
+    here = sys.executable
+    assert plugin.same_environment(here, here)
+    assert plugin.same_environment(str(Path(here).parent / "python3"), here)  # the same bin directory
+    assert not plugin.same_environment("/usr/bin/python3", str(VENV_BIN / "python"))
+    assert not plugin.same_environment(None, here) and not plugin.same_environment("", here)
+
+
+def _load_plugin() -> Any:
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("chroma_run_action", REPO / "plugins" / "action" / "chroma_run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

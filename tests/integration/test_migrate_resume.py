@@ -49,12 +49,14 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def module_process(ck: Path, run_id: str) -> psutil.Process:
-    """The chroma_migrate module process of ``run_id``: the lock holder, checked by its command line."""
+def module_process(ck: Path, run_id: str, playbook: subprocess.Popen) -> psutil.Process:
+    """The process running chroma_migrate for ``run_id``: the lock holder, a child of ``playbook`` (not the
+    playbook itself) - the module's own process, or the ansible worker that runs it in process (the
+    controller's action plugin)."""
     holder = json.loads((ck / "migrate.lock").read_text())
     assert holder["run_id"] == run_id
     proc = psutil.Process(holder["pid"])
-    assert any("chroma_migrate" in part for part in proc.cmdline()), proc.cmdline()
+    assert proc.pid != playbook.pid and playbook.pid in [p.pid for p in proc.parents()], proc.cmdline()
     return proc
 
 
@@ -90,7 +92,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(lab_servers, tmp_path: Pa
         wait_for(lambda: read_checkpoint(ckpt_file).get("phase") == "export", 120, "the export phase")
     else:
         wait_for(lambda: read_checkpoint(ckpt_file).get("last_batch_index", -1) >= 10, 300, "10 imported batches")
-    victim = module_process(ck, "killme")
+    victim = module_process(ck, "killme", proc)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     proc.wait(timeout=120)
@@ -121,7 +123,7 @@ def test_lock_refuses_a_concurrent_run_naming_the_holder(lab_servers, tmp_path: 
     proc, out_file = start_play(tmp_path, args, "first")
     ckpt_file = ck / "first.checkpoint.json"
     wait_for(lambda: read_checkpoint(ckpt_file).get("last_batch_index", -1) >= 1, 300, "the first run to import")
-    holder = module_process(ck, "first")
+    holder = module_process(ck, "first", proc)
 
     rc, res, out = run_migrate(tmp_path, dict(args, run_id="second"), name="second")
     assert rc != 0
