@@ -41,6 +41,7 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 from urllib.parse import quote
 
 from .connection import ConnectionSpec, connect
+from .prefetch import prefetch
 
 INCLUDE_ALL = ["embeddings", "documents", "metadatas"]
 SUPPORTED = "Chroma 0.4.x and 0.5.x (read over their /api/v1 REST API) and Chroma 1.x"
@@ -358,10 +359,20 @@ def read_page(collection: Any, offset: int, limit: int, include: Sequence[str] =
     return collection.get(limit=limit, offset=offset, include=list(include))
 
 
-def iter_pages(collection: Any, page_size: int) -> Iterator[dict[str, Any]]:
-    """Every page of ``collection`` in the server's stable order, ``page_size`` records at a time."""
+def iter_pages(collection: Any, page_size: int, read_ahead: int = 2) -> Iterator[dict[str, Any]]:
+    """Every page of ``collection`` in the server's stable order, ``page_size`` records at a time.
+
+    The next page is asked for while the caller handles this one (a thread keeps at most
+    ``read_ahead`` pages queued and reads one more; 0 reads one page at a time), so the server's
+    work and the caller's overlap: a full read of a frozen source is dominated by both.
+    """
     if page_size < 1:
         raise ValueError(f"page_size must be >= 1, got {page_size}")
+    pages = _pages_in_order(collection, page_size)
+    return prefetch(pages, depth=read_ahead, name="chroma-read-ahead") if read_ahead > 0 else pages
+
+
+def _pages_in_order(collection: Any, page_size: int) -> Iterator[dict[str, Any]]:
     offset = 0
     while True:
         page = read_page(collection, offset, page_size)
