@@ -199,6 +199,17 @@ options:
     type: str
     choices: [full, options]
     default: full
+  source_snapshot:
+    description:
+      - A logical snapshot of the frozen source (the run's, taken under the write freeze; see chroma_snapshot).
+        Under the freeze the migration then reads the source's records from its files instead of paging
+        through the server - the same records, read faster (the embeddings are a float32 matrix on disk).
+        Its manifest and every checksum are verified first; a snapshot that fails is an error.
+      - Used only when it holds every collection the migration reads (with O(collections) unset, a snapshot of
+        the whole source); otherwise the server is read and C(source_read_from) says why.
+      - Ignored by the pre-copy (P(precopy=true) reads the live server) and in check mode. The gate's drift check
+        proves the live source still equals the snapshot before any app is cut over.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -374,6 +385,12 @@ merged_collections:
   returned: always
   type: list
   elements: str
+source_read_from:
+  description: Where this invocation read the source's records - C(server), or the snapshot (id and path) given
+    as O(source_snapshot), with a note when a snapshot was given but not used.
+  returned: always
+  type: str
+  sample: snapshot snap-20260101T020304Z-ab12cd (/runs/r1/snapshot)
 verification:
   description: "C(passed), C(counts) (target to expected, count, ok), C(sample) (sampled, mismatches, mismatch_count)
     and a one-line C(summary). The module fails when verification fails."
@@ -427,12 +444,16 @@ checkpoint:
   type: dict
 """
 
+from typing import Any, Optional
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible.module_utils.chroma_runbook.io.connection import connection_option
 from ansible.module_utils.chroma_runbook.migrate.migration import Migration, MigrationError
 from ansible.module_utils.chroma_runbook.migrate.migration_options import MigrationOptions
 from ansible.module_utils.chroma_runbook.run.states import Existing
+from ansible.module_utils.chroma_runbook.snapshot.frozen_source import SnapshotSource
+from ansible.module_utils.chroma_runbook.snapshot.manifest import SnapshotError
 
 ARGUMENT_SPEC = {
     "source": connection_option(),
@@ -456,12 +477,28 @@ ARGUMENT_SPEC = {
     "precopy": {"type": "bool", "default": False},
     "lock_dir": {"type": "path"},
     "check_scope": {"type": "str", "choices": ["full", "options"], "default": "full"},
+    "source_snapshot": {"type": "path"},
 }
+
+
+def snapshot_reader(path: Optional[str], params: dict[str, Any], check_mode: bool) -> tuple[Optional[Any], str]:
+    """The frozen source's snapshot to read instead of the server, or None and why not (empty: not asked)."""
+    if not path or params["precopy"] or check_mode:
+        return None, ""
+    reader = SnapshotSource(path)  # verified: a snapshot that fails its checksums is an error, not a fallback
+    why_not = reader.covers(params["collections"])
+    return (None, f"server ({why_not})") if why_not else (reader, reader.label)
 
 
 def run_module() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    options = MigrationOptions(**module.params)
+    params = dict(module.params)
+    snapshot_path = params.pop("source_snapshot")
+    try:
+        reader, read_note = snapshot_reader(snapshot_path, params, module.check_mode)
+    except (SnapshotError, OSError, ValueError) as exc:
+        module.fail_json(msg=f"source_snapshot {snapshot_path} cannot stand for the frozen source: {exc}", changed=False)
+    options = MigrationOptions(**params, source_reader=(lambda: reader) if reader is not None else None)
     try:
         migration = Migration(options, check_mode=module.check_mode)
     except ValueError as exc:  # OptionError, ProfileError, ConnectionError_: a bad option, named
@@ -475,6 +512,8 @@ def run_module() -> None:
     except Exception as exc:  # noqa: BLE001 - lock held, connection refused...: say what and stop
         module.fail_json(msg=f"{type(exc).__name__}: {exc}", changed=migration.changed)
     result.pop("failed", None)
+    if read_note and reader is None:
+        result["source_read_from"] = read_note
     module.exit_json(**result)
 
 

@@ -98,10 +98,21 @@ class Migration:
             self._fail(str(self.state.data.get("phase")), message)
             raise MigrationError(message, self._result(failed=True)) from exc
 
+    def _source_reader(self) -> Any:
+        """The server, or under the freeze the reader the caller gave (the run's snapshot of the frozen source)."""
+        opts = self.opts
+        if opts.source_reader is None or opts.precopy:
+            self.source_read_from = "server"
+            return _connect(opts.source_spec, "source")
+        reader = opts.source_reader()
+        self.source_read_from = str(getattr(reader, "label", "snapshot"))
+        self.log.event("source_reader", read_from=self.source_read_from)
+        return reader
+
     def _phases(self, previous: Optional[dict[str, Any]]) -> dict[str, Any]:
         opts, state = self.opts, self.state
         assert state is not None
-        src_client = _connect(opts.source_spec, "source")
+        src_client = self._source_reader()
         tgt_client = _connect(opts.target_spec, "target")
         sources = select_collections(src_client, opts.collections)
         counts = {s.name: s.count for s in sources}
@@ -503,6 +514,7 @@ class Migration:
             "throughput_chunks_per_s": round(imported_now / import_s, 1) if import_s else 0.0,
             "elapsed_s": round(elapsed, 3),
             "source_version": getattr(self, "source_version", None),
+            "source_read_from": getattr(self, "source_read_from", None),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "attempts": data.get("attempts", 0),
             "errors": data.get("errors", []),

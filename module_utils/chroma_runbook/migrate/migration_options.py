@@ -5,7 +5,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..io.connection import ConnectionSpec
 from ..run.run_lock import LOCK_NAME, target_lock_path
@@ -50,6 +50,10 @@ class MigrationOptions:
     precopy: bool = False  # this invocation copies the live source into staging and stops (no gate, no promotion)
     lock_dir: Optional[str] = None
     check_scope: str = "full"
+    # Under the freeze: opens the frozen source's records from elsewhere than its server (the run's
+    # snapshot, given by the caller); the live pre-copy always reads the server. Not in the fingerprint:
+    # where the same records are read from does not change what the target gets.
+    source_reader: Optional[Callable[[], Any]] = field(default=None, repr=False)
     # filled by validate()
     source_spec: Optional[ConnectionSpec] = field(default=None, repr=False)
     target_spec: Optional[ConnectionSpec] = field(default=None, repr=False)

@@ -258,6 +258,8 @@ def take_snapshot(
             "chromadb_version": chromadb_version(),
             "server": server_label,
             "collections": [e.as_dict() for e in entries],
+            # every collection of the source, or only those named (a reader of the whole source needs "all")
+            "scope": "all" if not names else sorted(set(names)),
             "files": files,
             "totals": {
                 "collections": len(entries),
