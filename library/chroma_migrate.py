@@ -405,7 +405,8 @@ elapsed_s:
   returned: always
   type: float
 peak_rss_mb:
-  description: Peak resident memory of the module process so far (MiB); flat in the number of records.
+  description: Peak resident memory of the process running the module so far (MiB; in ansible's worker when it
+    runs in the controller's process, which adds ansible's own memory); flat in the number of records.
   returned: always
   type: float
 attempts:
