@@ -1,5 +1,6 @@
-"""iter_pages reads ahead: the next page is asked for while the caller handles this one, in the
-same order and with the same end as a page-at-a-time read; a failed read reaches the caller."""
+"""iter_pages reads ahead: the next pages are asked for (two threads) while the caller handles this
+one, yielded in the same order and with the same end as a page-at-a-time read, also when the count
+it planned with went stale; a failed read reaches the caller."""
 from __future__ import annotations
 
 import threading
@@ -14,10 +15,14 @@ from chroma_runbook.io.source import iter_pages
 class SlowCollection:
     """get(limit, offset) over ``n`` ids, each call taking ``delay`` seconds (the server's work)."""
 
-    def __init__(self, n: int, delay: float = 0.0, fail_at: int = -1) -> None:
+    def __init__(self, n: int, delay: float = 0.0, fail_at: int = -1, counted: int = -1) -> None:
         self.n, self.delay, self.fail_at = n, delay, fail_at
+        self.counted = n if counted < 0 else counted
         self.calls: list[tuple[int, float]] = []
         self.lock = threading.Lock()
+
+    def count(self) -> int:
+        return self.counted
 
     def get(self, limit: int, offset: int, include: list[str]) -> dict[str, Any]:  # noqa: ARG002
         with self.lock:
@@ -40,7 +45,7 @@ def test_the_same_pages_in_the_same_order_whatever_the_read_ahead(n: int, read_a
 
 def _calls_after_first_page(read_ahead: int) -> int:
     """How many pages were asked for while the caller still holds the first one."""
-    collection = SlowCollection(30)
+    collection = SlowCollection(60)
     pages = iter_pages(collection, 10, read_ahead=read_ahead)
     next(pages)
     deadline = time.monotonic() + 5
@@ -54,8 +59,14 @@ def _calls_after_first_page(read_ahead: int) -> int:
 
 def test_the_next_pages_are_asked_for_while_the_caller_works_on_this_one() -> None:
     assert _calls_after_first_page(0) == 1           # one at a time: nothing more until asked
-    # two pages queued and a third being read, no further (memory stays bounded)
+    # the page handed over and three more in flight (read_ahead + 1), no further (memory stays bounded)
     assert _calls_after_first_page(2) == 4
+
+
+@pytest.mark.parametrize("counted", [0, 10, 12])
+def test_records_past_a_stale_count_are_still_read_to_the_end(counted: int) -> None:
+    pages = list(iter_pages(SlowCollection(27, counted=counted), 5, read_ahead=2))
+    assert [i for p in pages for i in p["ids"]] == [f"r{i}" for i in range(27)]
 
 
 def test_a_failed_read_reaches_the_caller_after_the_pages_before_it() -> None:

@@ -27,6 +27,7 @@ collections with ``name``, ``id``, ``metadata``, ``configuration_json``,
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import re
 import shutil
@@ -35,13 +36,14 @@ import ssl
 import tempfile
 import urllib.error
 import urllib.request
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional, Sequence
 from urllib.parse import quote
 
 from .connection import ConnectionSpec, connect
-from .prefetch import prefetch
 
 INCLUDE_ALL = ["embeddings", "documents", "metadatas"]
 SUPPORTED = "Chroma 0.4.x and 0.5.x (read over their /api/v1 REST API) and Chroma 1.x"
@@ -362,18 +364,45 @@ def read_page(collection: Any, offset: int, limit: int, include: Sequence[str] =
 def iter_pages(collection: Any, page_size: int, read_ahead: int = 2) -> Iterator[dict[str, Any]]:
     """Every page of ``collection`` in the server's stable order, ``page_size`` records at a time.
 
-    The next page is asked for while the caller handles this one (a thread keeps at most
-    ``read_ahead`` pages queued and reads one more; 0 reads one page at a time), so the server's
-    work and the caller's overlap: a full read of a frozen source is dominated by both.
+    With ``read_ahead`` > 0 (a frozen source: the offsets come from ``count()``), two threads keep
+    ``read_ahead`` + 1 more pages in flight while the caller handles this one, so the server's work,
+    the parsing of the answers and the caller's work overlap; pages are still yielded in order,
+    and past the counted records (a count that went stale) the rest is read one page at a time
+    until a short page. 0 reads one page at a time.
     """
     if page_size < 1:
         raise ValueError(f"page_size must be >= 1, got {page_size}")
-    pages = _pages_in_order(collection, page_size)
-    return prefetch(pages, depth=read_ahead, name="chroma-read-ahead") if read_ahead > 0 else pages
+    if read_ahead < 1:
+        return _pages_in_order(collection, page_size, 0)
+    return _pages_ahead(collection, page_size, read_ahead)
 
 
-def _pages_in_order(collection: Any, page_size: int) -> Iterator[dict[str, Any]]:
-    offset = 0
+def _pages_ahead(collection: Any, page_size: int, read_ahead: int) -> Iterator[dict[str, Any]]:
+    offsets = iter(range(0, int(collection.count()), page_size))
+    offset, last = 0, page_size
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="chroma-read-ahead") as pool:
+        pending: deque[Future[dict[str, Any]]] = deque()
+        try:
+            for start in itertools.islice(offsets, read_ahead + 1):
+                pending.append(pool.submit(read_page, collection, start, page_size))
+            while pending:
+                page = pending.popleft().result()
+                last = len(page.get("ids") or [])
+                if not last:
+                    return
+                for start in itertools.islice(offsets, 1):
+                    pending.append(pool.submit(read_page, collection, start, page_size))
+                yield page
+                offset += last
+                if last < page_size:
+                    return
+        finally:
+            for future in pending:
+                future.cancel()
+    yield from _pages_in_order(collection, page_size, offset)
+
+
+def _pages_in_order(collection: Any, page_size: int, offset: int) -> Iterator[dict[str, Any]]:
     while True:
         page = read_page(collection, offset, page_size)
         ids = page.get("ids") or []

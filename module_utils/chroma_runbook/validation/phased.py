@@ -253,12 +253,19 @@ def run_freeze_validation(source_client: Any, target_client: Any, transformer: T
     thresholds, rejects, queries = options.inputs()
     durations: dict[str, float] = {}
     clock = time.monotonic()
-    source, target_totals = _read_frozen(source_client, target_client, transformer, options)
-    clock = _lap(durations, "read_source_and_totals", clock)
-    digests: dict[tuple[str, str], bytes] = {}
-    full = build_expectation_streaming(transformer, source.items(), digests)
-    recheck = _to_recheck(full, digests, pre.get("checked") or {}, delta)
-    clock = _lap(durations, "transform", clock)
+    reader = ParallelReader(options.workers)
+    try:
+        source, finish_target = _read_frozen(reader, source_client, target_client, transformer, options)
+        clock = _lap(durations, "read_source", clock)
+        # the target's totals arrive (reader threads, mostly waiting on the server) while the source is transformed
+        digests: dict[tuple[str, str], bytes] = {}
+        full = build_expectation_streaming(transformer, source.items(), digests)
+        recheck = _to_recheck(full, digests, pre.get("checked") or {}, delta)
+        clock = _lap(durations, "transform", clock)
+        target_totals = finish_target()
+        clock = _lap(durations, "read_target_totals", clock)
+    finally:
+        reader.close()
     target_records = {t: read_ids(target_totals[t].handle, t, sorted(ids))
                       for t, ids in recheck.items() if ids and t in target_totals}
     clock = _lap(durations, "read_records_to_recheck", clock)
@@ -296,26 +303,22 @@ def _lap(durations: dict[str, float], name: str, since: float) -> float:
     return now
 
 
-def _read_frozen(source_client: Any, target_client: Any, transformer: Transformer,
-                 options: ValidationOptions) -> tuple[dict[str, CollectionData], dict[str, CollectionData]]:
-    """The whole frozen source (snapshot or server), and every target collection without embeddings."""
-    reader = ParallelReader(options.workers)
-    try:
-        if options.source_snapshot:
-            source = read_snapshot_side(options.source_snapshot, options.collections, source_client)
-            pending_source: dict[str, Callable[[], CollectionData]] = {}
-        else:
-            source = {}
-            pending_source = start_side(reader, source_client, options.collections or list_names(source_client),
-                                        options.page_size, True, "source")
-        names = _target_names(transformer, list(source) or list(pending_source), list_names(target_client))
-        available = {c.name: c for c in target_client.list_collections()}
-        pending_target = {n: reader.submit(available[n], options.page_size, TOTALS_INCLUDE) for n in names}
-        source.update(finish_side(pending_source))
-        target = finish_side(pending_target)
-    finally:
-        reader.close()
-    return source, target
+def _read_frozen(reader: ParallelReader, source_client: Any, target_client: Any, transformer: Transformer,
+                 options: ValidationOptions) -> tuple[dict[str, CollectionData], Callable[[], dict[str, CollectionData]]]:
+    """The whole frozen source (snapshot or server), and a call that waits for every target collection
+    (without embeddings), whose pages ``reader`` fetches meanwhile."""
+    if options.source_snapshot:
+        source = read_snapshot_side(options.source_snapshot, options.collections, source_client)
+        pending_source: dict[str, Callable[[], CollectionData]] = {}
+    else:
+        source = {}
+        pending_source = start_side(reader, source_client, options.collections or list_names(source_client),
+                                    options.page_size, True, "source")
+    names = _target_names(transformer, list(source) or list(pending_source), list_names(target_client))
+    available = {c.name: c for c in target_client.list_collections()}
+    pending_target = {n: reader.submit(available[n], options.page_size, TOTALS_INCLUDE) for n in names}
+    source.update(finish_side(pending_source))
+    return source, lambda: finish_side(pending_target)
 
 
 def _to_recheck(full: Expectation, digests: dict[tuple[str, str], bytes], checked: dict[str, dict[str, str]],
