@@ -101,7 +101,7 @@ def test_migrate_over_ssh_cuts_both_app_hosts_over(lab: HostsLab, tmp_path: Path
         assert logins and all(f"from {gateway} " in line for line in logins), (host, logins[:3])
         assert hosts[host]["address"].startswith("10.231.")
     assert any(e["event_data"].get("host") == "app_chatbot" and e["event"] == "runner_on_ok"
-               and e["event_data"].get("task", "").startswith("Restart the app with supervisor") for e in run.events)
+               and e["event_data"].get("task", "").startswith("Restart the app with its manager - supervisor") for e in run.events)
     for name in lab.apps:
         assert lab.app_health(name)["chroma_url"] == lab.target
         backup = lab.latest_run() / "backups" / name / "app.env"
