@@ -145,6 +145,12 @@ def test_summary_says_what_ran_before_and_under_the_freeze() -> None:
     assert "  before the freeze (live): pre-copy read 100, staged 98 in 4.0 s" in lines
     assert any(line.startswith("  under the freeze: delta read 101, added 3, replaced 2, deleted 1") for line in lines)
     assert summarize(_state())["precopy"] is None
+    state["steps"]["migrate"]["result"]["source_read_from"] = "snapshot snap-x (/runs/r/snapshot)"
+    assert any(line.startswith("  under the freeze: delta read 101 from the run's snapshot, added 3")
+               for line in render_lines(summarize(state)))
+    state["steps"]["migrate"]["result"]["source_read_from"] = "server (snapshot snap-x is a physical snapshot; ...)"
+    assert any(line.startswith("  under the freeze: delta read 101 from the server (snapshot snap-x is a physical")
+               for line in render_lines(summarize(state)))
 
 
 def test_describe_runs_lists_statuses_oldest_first(tmp_path: Path) -> None:

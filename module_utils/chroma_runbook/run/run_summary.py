@@ -90,6 +90,7 @@ def precopy_split(state: Mapping[str, Any]) -> Optional[dict[str, Any]]:
         "under_freeze": {"records_read": delta.get("read"), "added": delta.get("added"),
                          "replaced": delta.get("replaced"), "deleted": delta.get("deleted"),
                          "duration_s": delta.get("duration_s"), "verified_records": migrate.get("verified_records"),
+                         "read_from": migrate.get("source_read_from"),
                          "checks": "whole frozen source validated again (rejects, min_valid_ratio); counts of every "
                                    "target; every record the delta sent plus the sample compared field by field; "
                                    "then the validate step: the record checks on every record not checked before the "
@@ -103,6 +104,13 @@ def precopy_split(state: Mapping[str, Any]) -> Optional[dict[str, Any]]:
                                            "records": under_checks.get("records_under_freeze"),
                                            "mode": under_checks.get("mode")}
     return split
+
+
+def _read_from(where: Optional[str]) -> str:
+    """" from the run's snapshot" / " from the server (why)" for the delta's line; "" when not recorded."""
+    if not where:
+        return ""
+    return " from the run's snapshot" if str(where).startswith("snapshot") else f" from the {where}"
 
 
 def migration_duration(state: Mapping[str, Any]) -> Optional[float]:
@@ -172,7 +180,8 @@ def render_lines(summary: Mapping[str, Any]) -> list[str]:
             lines.append(f"  before the freeze (live): validation {checks['status']} on {checks['records']} pre-copied "
                          f"records in {checks['duration_s']} s")
         if under.get("records_read") is not None:
-            lines.append(f"  under the freeze: delta read {under['records_read']}, added {under['added']}, replaced "
+            lines.append(f"  under the freeze: delta read {under['records_read']}{_read_from(under.get('read_from'))}, "
+                         f"added {under['added']}, replaced "
                          f"{under['replaced']}, deleted {under['deleted']} in {under['duration_s']} s; verified "
                          f"{under['verified_records']} records (every one sent + sample) and all counts")
         checks = under.get("validation") or {}
