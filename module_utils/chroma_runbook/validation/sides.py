@@ -122,37 +122,20 @@ def finish_side(pending: dict[str, Callable[[], CollectionData]]) -> dict[str, C
 def read_snapshot_side(snapshot_dir: str, names: Optional[Sequence[str]], client: Any) -> dict[str, CollectionData]:
     """The source's records from a verified logical snapshot (local files: much faster than paging
     through the server); ``client``'s collections are attached for the recall baseline queries."""
-    import json
-    from pathlib import Path
+    from ..snapshot.frozen_source import SnapshotSource
 
-    from ..snapshot.manifest import load_manifest, verify_snapshot
-
-    directory = Path(snapshot_dir)
-    verified = verify_snapshot(directory)
-    if verified.kind != "logical":
-        raise ValueError(f"source_snapshot {directory} is a {verified.kind} snapshot; a logical one is needed")
-    entries = {c["name"]: c for c in load_manifest(directory)["collections"]}
-    wanted = list(names) if names else sorted(entries)
-    missing = [n for n in wanted if n not in entries]
-    if missing:
-        raise ValueError(f"source_snapshot {directory} does not hold collections {missing} (it has {sorted(entries)})")
+    snapshot = SnapshotSource(snapshot_dir)  # the manifest and every checksum verified
+    why_not = snapshot.covers(list(names) if names else [c.name for c in snapshot.list_collections()])
+    if why_not:
+        raise ValueError(f"source_snapshot {snapshot_dir}: {why_not}")
     handles = {c.name: c for c in client.list_collections()}
     out: dict[str, CollectionData] = {}
-    for name in wanted:
-        entry = entries[name]
-        count, dim = int(entry["count"]), int(entry.get("dimension") or 0)
-        vectors = np.fromfile(directory / entry["files"]["embeddings"], dtype="<f4").reshape(count, dim) \
-            if count else np.zeros((0, 0), dtype=np.float32)
-        ids: list[str] = []
-        docs: list[Optional[str]] = []
-        metas: list[Optional[dict[str, Any]]] = []
-        with open(directory / entry["files"]["records"], "rb") as handle:
-            for line in handle:
-                rec = json.loads(line)
-                ids.append(rec["id"])
-                docs.append(rec.get("document"))
-                metas.append(rec.get("metadata"))
-        out[name] = CollectionData(name, str(entry.get("space") or "l2"), ids, vectors, docs, metas, handles.get(name))
+    for name in (list(names) if names else [c.name for c in snapshot.list_collections()]):
+        collection = snapshot.get_collection(name)
+        every = collection.get()
+        vectors = every["embeddings"] if collection.count() else np.zeros((0, 0), dtype=np.float32)
+        out[name] = CollectionData(name, collection_space(collection), every["ids"], vectors, every["documents"],
+                                   every["metadatas"], handles.get(name))
     return out
 
 
