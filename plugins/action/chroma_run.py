@@ -6,8 +6,9 @@ runs on, and every role delegates it to the controller. Started the usual way, e
 new Python interpreter and its imports: about 0.25 s, and a dozen of these calls fall inside the
 write freeze. On a local connection this plugin runs the same module code (library/chroma_run.py,
 the same argument spec, check mode and messages) in the worker process instead and returns the same
-result. On any other connection, and for a task with ``async`` (a background job is a process of
-its own), the module is sent and run as usual.
+result. On any other connection, for a task with ``async`` (a background job is a process of its
+own) and for one with ``environment`` (variables for the module's process), the module is sent and
+run as usual.
 
 chroma_app_health, chroma_app_probe and chroma_freeze_proof (plain HTTP from the controller, one call
 each inside the window) take this plugin as it is. The engine's modules (chroma_migrate,
@@ -130,7 +131,13 @@ class ActionModule(ActionBase):
         return value or None
 
     def _runs_here(self, task_vars: dict[str, Any]) -> bool:
+        """Local connection, no async, no task ``environment`` (set for a module process), and for the
+        engine's modules the host's own Python."""
         if getattr(self._connection, "transport", "") != "local" or self._task.async_val:
+            return False
+        environment: dict[str, Any] = {}
+        self._compute_environment_string(environment)  # the task's (and its block's) environment, templated
+        if environment:
             return False
         return not self.NEEDS_HOST_PYTHON or same_environment(self._host_python(task_vars))
 
