@@ -7,8 +7,8 @@ new Python interpreter and its imports: about 0.25 s, and a dozen of these calls
 write freeze. On a local connection this plugin runs the same module code (library/chroma_run.py,
 the same argument spec, check mode and messages) in the worker process instead and returns the same
 result. On any other connection, for a task with ``async`` (a background job is a process of its
-own) and for one with ``environment`` (variables for the module's process), the module is sent and
-run as usual.
+own), with ``become`` (another user) or with ``environment`` (variables for the module's process),
+the module is sent and run as usual.
 
 chroma_app_health, chroma_app_probe and chroma_freeze_proof (plain HTTP from the controller, one call
 each inside the window) take this plugin as it is. The engine's modules (chroma_migrate,
@@ -131,9 +131,11 @@ class ActionModule(ActionBase):
         return value or None
 
     def _runs_here(self, task_vars: dict[str, Any]) -> bool:
-        """Local connection, no async, no task ``environment`` (set for a module process), and for the
-        engine's modules the host's own Python."""
+        """Local connection, no async, no become, no task ``environment`` (set for a module process), and
+        for the engine's modules the host's own Python."""
         if getattr(self._connection, "transport", "") != "local" or self._task.async_val:
+            return False
+        if getattr(self._connection, "become", None) is not None:  # another user: only a module process can be it
             return False
         environment: dict[str, Any] = {}
         self._compute_environment_string(environment)  # the task's (and its block's) environment, templated

@@ -127,6 +127,13 @@ HEALTH_PLAY = """\
       environment: {{CHROMA_RUNBOOK_PROBE: "1"}}
       ignore_errors: true
       register: shipped
+    - name: The same as another user (become; shipped as a module process)
+      chroma_app_health: {{url: "http://127.0.0.1:9/health", timeout_s: 0.5, interval_s: 0.1}}
+      become: true
+      become_method: ansible.builtin.su
+      become_user: root
+      ignore_errors: true
+      register: shipped_become
     - name: Save the result
       ansible.builtin.copy: {{content: "{{{{ gone | to_json }}}}", dest: "{out}", mode: "0600"}}
 """
@@ -142,7 +149,7 @@ def test_the_other_controller_modules_take_the_same_plugin(tmp_path: Path) -> No
                           env=env, capture_output=True, text=True, timeout=300, cwd=str(REPO))
     assert proc.returncode == 0, proc.stdout[-3000:]
     shipped = [line for line in proc.stdout.splitlines() if " PUT " in line and "AnsiballZ_chroma_app_health.py" in line]
-    assert len(shipped) == 1, shipped  # only the task with an environment
+    assert len(shipped) == 2, shipped  # only the tasks with an environment and with become
     gone = json.loads(out.read_text())
     assert gone["failed"] and "http://127.0.0.1:9/health was not healthy" in gone["msg"], gone
     assert gone["status"] == -1 and gone["attempts"] >= 1, gone
