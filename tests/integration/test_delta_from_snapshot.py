@@ -25,6 +25,16 @@ def _delta_args(source: Any, target: Any, ck: Path, snapshot: Path, **extra: Any
                 batch_size=40, min_valid_ratio=0.9, source_snapshot=str(snapshot), **extra)
 
 
+def _precopied_and_snapshot(source: Any, target: Any, tmp_path: Path, names: Any = None) -> tuple[Path, Path]:
+    """A pre-copy into staging, then a snapshot of the (frozen) source; the checkpoint dir and the snapshot."""
+    fill(source.client())
+    ck = tmp_path / "ck"
+    run_migration(options(source, target, ck, precopy=True))
+    snapshot = tmp_path / "run" / "snapshot"
+    take_snapshot(source.client(), snapshot, names=names)
+    return ck, snapshot
+
+
 def _slip_a_write(client: Any) -> None:
     """A writer that bypassed the freeze, after the snapshot."""
     col = client.get_collection("pre_b")
@@ -51,11 +61,7 @@ def test_the_delta_copies_the_snapshot_not_a_write_that_slipped_past_it(chroma_p
 
 def test_a_snapshot_of_some_collections_does_not_stand_for_the_whole_source(chroma_pair, tmp_path: Path) -> None:
     source, target = chroma_pair
-    fill(source.client())
-    ck = tmp_path / "ck"
-    run_migration(options(source, target, ck, precopy=True))
-    snapshot = tmp_path / "run" / "snapshot"
-    take_snapshot(source.client(), snapshot, names=["pre_a"])
+    ck, snapshot = _precopied_and_snapshot(source, target, tmp_path, names=["pre_a"])
 
     rc, result, out = run_module(tmp_path, "chroma_migrate", _delta_args(source, target, ck, snapshot))
     assert rc == 0, out[-3000:]
@@ -66,11 +72,7 @@ def test_a_snapshot_of_some_collections_does_not_stand_for_the_whole_source(chro
 
 def test_a_snapshot_that_fails_its_checksums_stops_the_delta_before_it_writes(chroma_pair, tmp_path: Path) -> None:
     source, target = chroma_pair
-    fill(source.client())
-    ck = tmp_path / "ck"
-    run_migration(options(source, target, ck, precopy=True))
-    snapshot = tmp_path / "run" / "snapshot"
-    take_snapshot(source.client(), snapshot)
+    ck, snapshot = _precopied_and_snapshot(source, target, tmp_path)
     vectors = snapshot / "collections" / "pre_a" / "embeddings.f32"
     data = bytearray(vectors.read_bytes())
     data[100] ^= 0x01
