@@ -14,8 +14,10 @@ SPAN = 12
 
 
 def _in_processes(target, ledger: Path) -> list[list[int]]:  # noqa: ANN001 - a module-level function
-    """Run ``target`` in WORKERS processes released together; what each one picked."""
-    ctx = multiprocessing.get_context("fork")
+    """Run ``target`` in WORKERS processes released together; what each one picked. The processes are
+    spawned, not forked: a fork of a pytest worker inherits whatever its other threads held at that
+    instant (a lock held there is held forever in the child, which then never answers)."""
+    ctx = multiprocessing.get_context("spawn")
     go, results = ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(target, str(ledger), go, results)) for _ in range(WORKERS)]
     for proc in procs:
