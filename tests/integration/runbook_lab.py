@@ -30,8 +30,10 @@ PHASES = ["(1/7) PREFLIGHT", "(2/7) FREEZE", "(3/7) SNAPSHOT", "(4/7) MIGRATE",
 
 
 def free_port_base() -> int:
-    """A base in 40000-50000 whose 12 ports are all free (clear of 8000/8200/8300 and test_lab's range)."""
-    return shared_free_port_base(40000, 50000, PORT_SPAN)
+    """A base in 25000-32700 whose 12 ports are all free: clear of 8000/8200/8300, of test_lab's range,
+    and below Linux's ephemeral ports (32768-60999), which any client connection may take between
+    the pick and the servers' bind (a CI run lost a lab to "Address 127.0.0.1:44346 is not available")."""
+    return shared_free_port_base(25000, 32700, PORT_SPAN)
 
 
 def http(url: str, body: Any = None, method: Optional[str] = None, timeout: float = 30) -> tuple[int, Any]:

@@ -34,8 +34,9 @@ COLLECTIONS_API = "/api/v2/tenants/default_tenant/databases/default_database/col
 
 
 def free_port_base() -> int:
-    """A base in 20000-40000 whose 12 ports are all free (stays clear of 8000/8200/8300)."""
-    return shared_free_port_base(20000, 40000, PORT_SPAN)
+    """A base in 15000-24000 whose 12 ports are all free (clear of 8000/8200/8300 and of the ephemeral
+    ports, 32768-60999, that client connections take)."""
+    return shared_free_port_base(15000, 24000, PORT_SPAN)
 
 
 def labctl(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
