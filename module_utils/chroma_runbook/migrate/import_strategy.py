@@ -28,6 +28,7 @@ from .precopy import (FingerprintStore, StagingSync, SyncOptions, delta_ids_path
 from .scan import ScanResult
 from .spool import BatchFeed
 from .staging import StagingArea
+from .transform_memo import memo_transformer, remove_memo, transform_memo_path
 
 if TYPE_CHECKING:
     from .migration import Migration
@@ -61,6 +62,7 @@ class ImportStrategy:
         """The run completed: remove what only the import needed (the pre-copy's fingerprint store)."""
         opts = self.migration.opts
         remove_store(fingerprint_path(opts.checkpoint_dir, str(opts.run_id)))
+        remove_memo(transform_memo_path(opts.checkpoint_dir, str(opts.run_id)))
 
     def _target_ready(self, plan: TargetPlan, action: TargetAction, done: str) -> None:
         """Book ``plan.name`` in the checkpoint's collection lists once it holds what it will hold."""
@@ -332,14 +334,22 @@ class StagedImport(ImportStrategy):
               live: bool) -> tuple[ScanResult, StagingSync]:
         m = self.migration
         opts = m.opts
-        sync = StagingSync(src_client, sources, opts.transformer, self.staging_area(tgt_client, sources),
+        memo = memo_transformer(opts.transformer, transform_memo_path(opts.checkpoint_dir, str(opts.run_id)))
+        sync = StagingSync(src_client, sources, memo or opts.transformer, self.staging_area(tgt_client, sources),
                            self._fingerprints(),
                            SyncOptions(opts.batch_size, opts.max_body_bytes, opts.page_size, opts.verify_sample,
                                        opts.writers, opts.max_retries, opts.retry_delay),
                            log=m.log.event)
         sync.progress = lambda scan: m._scan_progress(scan, synced=(sync.stats.added + sync.stats.replaced,
                                                                     sync.stats.batches))
-        return sync.run(live, opts.rejects_path), sync
+        try:
+            scan = sync.run(live, opts.rejects_path)
+        finally:
+            if memo is not None:
+                memo.close()
+        if memo is not None:
+            sync.stats.transform = memo.stats()
+        return scan, sync
 
     def cleanup(self) -> None:
         if self._store is not None:

@@ -199,10 +199,12 @@ class SyncStats:
     batches: int = 0
     retries: int = 0
     changed_sample: list[list[str]] = field(default_factory=list)  # [source, id, target] of sent records
+    transform: dict[str, int] = field(default_factory=dict)  # records whose transform was reused / computed
 
     def to_dict(self) -> dict[str, Any]:
         return {"added": self.added, "replaced": self.replaced, "deleted": self.deleted,
-                "unchanged": self.unchanged, "batches": self.batches, "retries": self.retries}
+                "unchanged": self.unchanged, "batches": self.batches, "retries": self.retries,
+                "transform": dict(self.transform)}
 
 
 class DeltaSink:

@@ -25,15 +25,17 @@ HNSW_METADATA_PREFIX = "hnsw:"
 class Transformer:
     """Routes records and rewrites their metadata according to a schema profile."""
 
-    def __init__(self, router: Router, profile: Optional[SchemaProfile]) -> None:
+    def __init__(self, router: Router, profile: Optional[SchemaProfile], options: Any = None) -> None:
         self.router = router
         self.profile = profile
+        self.options = options  # the routing and schema data it was parsed from (None: built in code)
         self._rules_cache: dict[str, tuple[FieldRule, ...]] = {}
 
     @classmethod
     def from_options(cls, routing: Any = None, schema: Any = None) -> "Transformer":
         """Parse routing and schema data; raises ProfileError naming the bad option."""
-        return cls(parse_routing(routing, "routing"), parse_profile(schema, "schema"))
+        return cls(parse_routing(routing, "routing"), parse_profile(schema, "schema"),
+                   options={"routing": routing, "schema": schema})
 
     # --- routing -------------------------------------------------------------------
     def route(self, record: Record) -> str:

@@ -34,6 +34,7 @@ from ..io.fsutil import make_private_dir, write_atomic
 from ..io.source import INCLUDE_ALL, read_page, select_collections
 from ..migrate.precopy import FingerprintStore, delta_ids_path, fingerprint_path, load_delta_ids
 from ..migrate.transform import Transformer
+from ..migrate.transform_memo import memo_transformer, remove_memo, transform_memo_path
 from ..run.names import staging_name
 from . import (check_citations, check_counts, check_distribution, check_duplicates, check_embeddings,
                check_field_types, check_metadata, check_semantic, registry)
@@ -133,7 +134,7 @@ def run_prevalidation(source_client: Any, target_client: Any, transformer: Trans
         source = _read_source_live(source_client, options)
         clock = _lap(durations, "read_source_live", clock)
         digests: dict[tuple[str, str], bytes] = {}
-        full = build_expectation_streaming(transformer, source.items(), digests)
+        full, _ = _expectation(transformer, source, digests, checkpoint_dir, run_id)
         stable = {(t, i): d for (t, i), d in digests.items() if known.get(t, {}).get(i) == d}
         clock = _lap(durations, "transform", clock)
         target = _read_staging(target_client, run_id, sorted(known), options)
@@ -259,7 +260,7 @@ def run_freeze_validation(source_client: Any, target_client: Any, transformer: T
         clock = _lap(durations, "read_source", clock)
         # the target's totals arrive (reader threads, mostly waiting on the server) while the source is transformed
         digests: dict[tuple[str, str], bytes] = {}
-        full = build_expectation_streaming(transformer, source.items(), digests)
+        full, memo_stats = _expectation(transformer, source, digests, checkpoint_dir, run_id)
         recheck = _to_recheck(full, digests, pre.get("checked") or {}, delta)
         clock = _lap(durations, "transform", clock)
         target_totals = finish_target()
@@ -285,6 +286,7 @@ def run_freeze_validation(source_client: Any, target_client: Any, transformer: T
                              merged, extra_failed, started_at)
     report["durations"] = durations
     report["duration_seconds"] = under
+    report["transform"] = memo_stats
     report["timing"] = {
         "mode": "split", "precopy": True,
         "before_freeze_s": pre.get("duration_s"), "under_freeze_s": under,
@@ -294,7 +296,24 @@ def run_freeze_validation(source_client: Any, target_client: Any, transformer: T
                  f"{pre.get('duration_s')} s; under the freeze (delta): record checks on {n_records} records "
                  f"(changed, added or not checked before) + totals over every record in {under} s"),
     }
-    return finish_report(report, options, write)
+    done = finish_report(report, options, write)
+    if write:  # the validation of this run is written: its memo has served
+        remove_memo(transform_memo_path(checkpoint_dir, run_id, "validate"))
+    return done
+
+
+def _expectation(transformer: Transformer, source: dict[str, CollectionData], digests: dict[tuple[str, str], bytes],
+                 checkpoint_dir: str, run_id: str) -> tuple[Expectation, dict[str, int]]:
+    """The expectation of every source record, reusing what this run's validation made of the records
+    whose content did not change since (the transform memo); and how many were reused / transformed."""
+    memo = memo_transformer(transformer, transform_memo_path(checkpoint_dir, run_id, "validate"))
+    if memo is None:
+        return build_expectation_streaming(transformer, source.items(), digests), {}
+    try:
+        full = build_expectation_streaming(memo, source.items(), digests)
+    finally:
+        memo.close()
+    return full, memo.stats()
 
 
 def _lap(durations: dict[str, float], name: str, since: float) -> float:

@@ -1,0 +1,230 @@
+"""What the Transformer made of each record, kept so that an unchanged record is not transformed again.
+
+The transform (routing, the schema profile's templates and regexes, the stateless record
+checks) is a pure function of one record's content, its source collection, the source's
+distance space and the routing and profile options. The pre-copy (and the pre-validation)
+transform every record while the source is live; under the freeze the delta (and the
+validation) read the frozen source again, where nearly every record is the same. A
+:class:`MemoTransformer` looks each record up by ``(source collection, id)`` in a
+:class:`TransformMemo` and reuses the stored output only when the record's *source digest*
+(id, document, metadata with its exact JSON types, float32 embedding bytes) and the distance
+space are the same as when it was stored; anything else is transformed again and stored.
+
+The memo is a cache, never a source of truth: it lives in the run's checkpoint directory
+(private), it is emptied when the options or the transform's code differ from those that
+filled it (its *signature*), and a record whose output does not survive JSON exactly (a NaN,
+an integer past 64 bits) is not stored. The cross-record checks (duplicates, unique values,
+dimensions) still run on every record in each pass: the memo holds only the stateless part.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import os
+import sqlite3
+from typing import Any, Optional
+
+import numpy as np
+import orjson
+
+from ..io.records import Record
+from . import profile, record_checks, routing, transform
+from .transform import Transformer
+
+MEMO_FORMAT = 1
+FLUSH_EVERY = 2000
+_CODE_MODULES = (transform, record_checks, profile, routing)
+
+
+def transform_memo_path(checkpoint_dir: str, run_id: str, user: str = "migrate") -> str:
+    """The memo of one run's migration (``user`` migrate) or validation (``user`` validate)."""
+    return os.path.join(checkpoint_dir, f"{run_id}.{user}.transform_memo.sqlite")
+
+
+def remove_memo(path: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.remove(path + suffix)
+        except FileNotFoundError:
+            pass
+
+
+def _code_text() -> str:
+    """The transform's own source code (a memo filled by other code is not reused); '' if unreadable."""
+    parts = []
+    for module in _CODE_MODULES:
+        try:
+            parts.append(inspect.getsource(module))
+        except (OSError, TypeError):
+            parts.append(f"<{module.__name__}: no source>")
+    return "\n".join(parts)
+
+
+def memo_signature(transformer: Transformer) -> Optional[str]:
+    """What the memo's outputs depend on besides the record: the transformer's options and its code.
+    None for a transformer built in code (its options are unknown: nothing is memoised)."""
+    if transformer.options is None:
+        return None
+    payload = json.dumps({"format": MEMO_FORMAT, "options": transformer.options}, sort_keys=True, default=repr)
+    return hashlib.sha256(payload.encode("utf-8") + b"\0" + _code_text().encode("utf-8")).hexdigest()
+
+
+def _metadata_bytes(metadata: Any) -> bytes:
+    """The metadata as sorted JSON that keeps every value apart (1 and 1.0, True and 1, None and NaN).
+
+    orjson is exact but writes NaN and infinities as null and refuses some values (integers
+    past 64 bits, lone surrogates, other types): then the stdlib's JSON, which keeps them.
+    """
+    try:
+        raw = orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS)
+        if b"null" not in raw or _json_exact(metadata):
+            return b"o" + raw
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    return b"j" + json.dumps(metadata, sort_keys=True, ensure_ascii=False, default=repr).encode("utf-8", "surrogatepass")
+
+
+def source_digest(record: Record) -> bytes:
+    """id, document, metadata (every JSON type kept apart, see _metadata_bytes) and embedding bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(record.id.encode("utf-8", "surrogatepass") + b"\0")
+    h.update(b"\0" if record.document is None else b"\1" + record.document.encode("utf-8", "surrogatepass"))
+    h.update(b"\0" + _metadata_bytes(record.metadata) + b"\0")
+    if record.embedding is None:
+        h.update(b"\0")
+    else:
+        h.update(b"\1" + np.ascontiguousarray(record.embedding, dtype=np.float32).tobytes())
+    return h.digest()
+
+
+def _json_exact(value: Any) -> bool:
+    """True when orjson gives ``value`` back exactly (no NaN/inf, ints within 64 bits, plain types)."""
+    if value is None or isinstance(value, (str, bool)):
+        return True
+    if isinstance(value, int):
+        return -(2 ** 63) <= value < 2 ** 64
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_json_exact(v) for v in value)
+    if isinstance(value, dict):
+        return all(type(k) is str and _json_exact(v) for k, v in value.items())
+    return False
+
+
+class TransformMemo:
+    """``(source collection, id) -> (source digest, space, target, metadata, issues)`` in SQLite."""
+
+    def __init__(self, path: str, signature: str) -> None:
+        self.path = path
+        if not os.path.exists(path):  # private like the checkpoint (SQLite's -wal/-shm follow its mode)
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS about (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS memo (source TEXT NOT NULL, id TEXT NOT NULL, "
+                         "digest BLOB NOT NULL, space TEXT, target TEXT NOT NULL, metadata BLOB, "
+                         "issues BLOB NOT NULL, PRIMARY KEY (source, id)) WITHOUT ROWID")
+        row = self._db.execute("SELECT value FROM about WHERE key = 'signature'").fetchone()
+        if row is None or row[0] != signature:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM memo")
+            self._db.execute("INSERT OR REPLACE INTO about (key, value) VALUES ('signature', ?)", (signature,))
+            self._db.execute("COMMIT")
+        self._pending: list[tuple[Any, ...]] = []
+
+    def lookup(self, record: Record, space: Optional[str], digest: bytes) -> Optional[Record]:
+        """The stored output for ``record`` when its digest and space are those stored, else None."""
+        row = self._db.execute("SELECT digest, space, target, metadata, issues FROM memo WHERE source = ? AND id = ?",
+                               (record.source_collection, record.id)).fetchone()
+        if row is None or bytes(row[0]) != digest or row[1] != space:
+            return None
+        return Record(id=record.id, embedding=record.embedding, document=record.document,
+                      metadata=None if row[3] is None else orjson.loads(row[3]),
+                      source_collection=record.source_collection, target_collection=row[2],
+                      issues=list(orjson.loads(row[4])))
+
+    def remember(self, record: Record, space: Optional[str], digest: bytes, out: Record) -> bool:
+        """Keep ``out`` for ``record`` (written in batches); False when it would not come back exactly."""
+        try:
+            metadata = None if out.metadata is None else orjson.dumps(out.metadata)
+            issues = orjson.dumps(list(out.issues))
+        except (TypeError, orjson.JSONEncodeError):  # a value orjson refuses (big int, lone surrogate, type)
+            return False
+        if metadata is not None and b"null" in metadata and not _json_exact(out.metadata):
+            return False  # NaN or infinity: orjson would give null back
+        if not all(type(i) is str for i in out.issues):
+            return False
+        self._pending.append((record.source_collection, record.id, digest, space, out.target_collection,
+                              metadata, issues))
+        if len(self._pending) >= FLUSH_EVERY:
+            self.flush()
+        return True
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO memo (source, id, digest, space, target, metadata, issues) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def size(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM memo").fetchone()[0])
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._db.close()
+
+
+class MemoTransformer:
+    """A Transformer that reuses the memo's output for a record whose source content is unchanged.
+
+    Everything else (routing queries, the profile's dimensions and unique fields) is the
+    wrapped Transformer's. ``hits`` and ``misses`` count the records of this pass.
+    """
+
+    def __init__(self, transformer: Transformer, memo: TransformMemo) -> None:
+        self.transformer = transformer
+        self.memo = memo
+        self.hits = 0
+        self.misses = 0
+        self._lookups = memo.size() > 0  # a first pass (an empty memo) only stores
+
+    def transform(self, record: Record, source_space: Optional[str] = None) -> Record:
+        digest = source_digest(record)
+        out = self.memo.lookup(record, source_space, digest) if self._lookups else None
+        if out is not None:
+            self.hits += 1
+            return out
+        self.misses += 1
+        out = self.transformer.transform(record, source_space)
+        self.memo.remember(record, source_space, digest, out)
+        return out
+
+    def stats(self) -> dict[str, int]:
+        return {"reused": self.hits, "transformed": self.misses}
+
+    def close(self) -> None:
+        self.memo.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transformer, name)
+
+
+def memo_transformer(transformer: Transformer, path: str) -> Optional[MemoTransformer]:
+    """A MemoTransformer over the memo at ``path``; None when ``transformer`` cannot be memoised."""
+    signature = memo_signature(transformer)
+    if signature is None:
+        return None
+    return MemoTransformer(transformer, TransformMemo(path, signature))

@@ -1,0 +1,168 @@
+"""The transform memo: an unchanged record gets exactly what the Transformer gives; anything else is transformed."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.lab_vars import group_var
+
+from chroma_runbook.io.records import Record
+from chroma_runbook.migrate.record_checks import RecordValidator
+from chroma_runbook.migrate.transform import Transformer
+from chroma_runbook.migrate.transform_memo import (
+    MemoTransformer,
+    TransformMemo,
+    memo_signature,
+    memo_transformer,
+    source_digest,
+)
+from lab import dataset
+
+SPACES = {spec.name: spec.space for spec in dataset.SPECS}
+
+
+def lab_transformer() -> Transformer:
+    return Transformer.from_options(group_var("routing.yml", "chroma_routing"),
+                                    group_var("schema_profile.yml", "chroma_schema_profile"))
+
+
+def as_tuple(out: Record) -> tuple:
+    emb = None if out.embedding is None else out.embedding.tobytes()
+    return (out.id, out.document, out.metadata, emb, out.source_collection, out.target_collection, out.issues)
+
+
+def rec(rid: str = "a-1", meta: dict | None = None, doc: str | None = "one joke", emb: list[float] | None = None,
+        coll: str = "openwebui_core") -> Record:
+    return Record(id=rid, embedding=np.asarray(emb or [0.1, 0.2, 0.3], np.float32), document=doc,
+                  metadata=meta if meta is not None else {"score": 0.9, "lang": "en"}, source_collection=coll)
+
+
+def test_the_lab_dataset_through_the_memo_is_exactly_the_transform(tmp_path: Path) -> None:
+    """Every lab record (the real profile, rejects included): first pass stores, second pass reuses;
+    both passes give what a plain Transformer gives, and the cross-record checks still see every record."""
+    plain = lab_transformer()
+    records = list(dataset.iter_records(scale=0.25))
+    want = [as_tuple(plain.transform(r, SPACES[r.source_collection])) for r in records]
+    assert any(w[-1] for w in want) and any(not w[-1] for w in want)  # rejects and valid ones
+
+    path = str(tmp_path / "memo.sqlite")
+    for pass_no in (1, 2):
+        memo = memo_transformer(lab_transformer(), path)
+        assert memo is not None
+        got = [as_tuple(memo.transform(r, SPACES[r.source_collection])) for r in records]
+        memo.close()
+        assert got == want, f"pass {pass_no}"
+        reused = memo.stats()["reused"]
+        assert reused == (0 if pass_no == 1 else len(records)), memo.stats()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_a_changed_record_is_transformed_again(tmp_path: Path) -> None:
+    path = str(tmp_path / "memo.sqlite")
+    first = memo_transformer(lab_transformer(), path)
+    base = rec()
+    first.transform(base, "cosine")
+    first.close()
+    changes = {
+        "document": dataclasses.replace(base, document="one pun"),
+        "document to None": dataclasses.replace(base, document=None),
+        "a metadata value": dataclasses.replace(base, metadata={"score": 0.5, "lang": "en"}),
+        "a key dropped": dataclasses.replace(base, metadata={"score": 0.9}),
+        "an int for a float": dataclasses.replace(base, metadata={"score": 1, "lang": "en"}),
+        "True for 1": dataclasses.replace(base, metadata={"score": 0.9, "lang": "en", "x": True}),
+        "NaN for None": dataclasses.replace(base, metadata={"score": math.nan, "lang": "en"}),
+        "an embedding value": dataclasses.replace(base, embedding=np.asarray([0.1, 0.2, 0.4], np.float32)),
+        "the dimension": dataclasses.replace(base, embedding=np.asarray([0.1, 0.2, 0.3, 0.0], np.float32)),
+        "the source collection": dataclasses.replace(base, source_collection="openwebui_docs"),
+    }
+    plain = lab_transformer()
+    for what, changed in changes.items():
+        again = memo_transformer(lab_transformer(), path)
+        out = again.transform(changed, "cosine")
+        again.close()
+        assert again.stats() == {"reused": 0, "transformed": 1}, what
+        assert as_tuple(out) == as_tuple(plain.transform(changed, "cosine")), what
+    # the distance space is part of the key: a zero vector passes in l2, not in cosine (no profile)
+    zero = dataclasses.replace(base, id="z-1", embedding=np.zeros(3, np.float32))
+    bare = Transformer.from_options(None, None)
+    memo = memo_transformer(Transformer.from_options(None, None), str(tmp_path / "bare.sqlite"))
+    in_l2, in_cosine = memo.transform(zero, "l2"), memo.transform(zero, "cosine")
+    assert as_tuple(in_l2) == as_tuple(bare.transform(zero, "l2")) and not in_l2.issues
+    assert as_tuple(in_cosine) == as_tuple(bare.transform(zero, "cosine")) and in_cosine.issues
+    assert memo.stats() == {"reused": 0, "transformed": 2}
+    memo.close()
+
+
+def test_other_options_empty_the_memo(tmp_path: Path) -> None:
+    path = str(tmp_path / "memo.sqlite")
+    memo = memo_transformer(lab_transformer(), path)
+    memo.transform(rec(), "cosine")
+    memo.close()
+    other_profile = group_var("schema_profile.yml", "chroma_schema_profile") | {"keep_unknown_fields": True}
+    other = memo_transformer(Transformer.from_options(group_var("routing.yml", "chroma_routing"), other_profile), path)
+    assert other.memo.size() == 0
+    out = other.transform(rec(meta={"score": 0.9, "lang": "en", "extra": 1}), "cosine")
+    assert out.metadata["extra"] == 1 and other.stats()["transformed"] == 1
+    other.close()
+    assert memo_signature(lab_transformer()) != memo_signature(
+        Transformer.from_options(group_var("routing.yml", "chroma_routing"), other_profile))
+    # a transformer built in code has no known options: nothing is memoised
+    built = Transformer(lab_transformer().router, lab_transformer().profile)
+    assert memo_transformer(built, path) is None
+
+
+def test_an_output_json_would_change_is_not_stored(tmp_path: Path) -> None:
+    memo = TransformMemo(str(tmp_path / "memo.sqlite"), "sig")
+    record = rec(meta={"x": 1})
+    nan_out = dataclasses.replace(record, metadata={"x": math.nan}, target_collection="t")
+    big_out = dataclasses.replace(record, metadata={"x": 2 ** 70}, target_collection="t")
+    surrogate_out = dataclasses.replace(record, metadata={"x": "\ud800"}, target_collection="t")
+    digest = source_digest(record)
+    assert not memo.remember(record, "l2", digest, nan_out)
+    assert not memo.remember(record, "l2", digest, big_out)
+    assert not memo.remember(record, "l2", digest, surrogate_out)
+    memo.flush()
+    assert memo.lookup(record, "l2", digest) is None
+    memo.close()
+
+
+def test_the_cross_record_checks_still_see_reused_records(tmp_path: Path) -> None:
+    """A record reused from the memo is still a duplicate when its id was already placed in that target."""
+    path = str(tmp_path / "memo.sqlite")
+    first, second = rec(rid="same", coll="openwebui_core"), rec(rid="same", coll="openwebui_docs")
+    plain = lab_transformer()
+
+    def pass_issues(transformer: Transformer | MemoTransformer) -> list[list[str]]:
+        validator = RecordValidator(unique_fields=plain.unique_fields())
+        return [validator.validate(transformer.transform(r, "cosine")) for r in (first, second)]
+
+    want = pass_issues(plain)
+    for _ in range(2):
+        memo = memo_transformer(lab_transformer(), path)
+        assert pass_issues(memo) == want
+        memo.close()
+    assert want[0] == [] and "duplicate_id" in want[1]
+
+
+@pytest.mark.parametrize("meta", [None, {}, {"a": [1, 2]}, {"a": "ü"}])
+def test_source_digest_tells_apart_what_transform_tells_apart(meta: dict | None) -> None:
+    record = rec(meta=meta)
+    assert source_digest(record) == source_digest(dataclasses.replace(record))
+    assert source_digest(record) != source_digest(dataclasses.replace(record, id="other"))
+    assert source_digest(record) != source_digest(dataclasses.replace(record, embedding=None))
+
+
+@pytest.mark.parametrize("one, other", [
+    ({"a": None}, {"a": math.nan}), ({"a": 1}, {"a": 1.0}), ({"a": True}, {"a": 1}),
+    ({"a": math.inf}, {"a": None}), ({"a": 2 ** 70}, {"a": 2 ** 70 + 1}), ({"a": "\ud800"}, {"a": "\ud801"}),
+    ({"a": [1, 2]}, {"a": [2, 1]}), (None, {}),
+])
+def test_source_digest_keeps_json_types_apart(one: dict | None, other: dict | None) -> None:
+    base = rec()
+    assert source_digest(dataclasses.replace(base, metadata=one)) != source_digest(dataclasses.replace(base, metadata=other))
+    assert source_digest(dataclasses.replace(base, metadata=one)) == source_digest(dataclasses.replace(base, metadata=one))
