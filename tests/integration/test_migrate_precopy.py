@@ -22,6 +22,7 @@ from chroma_runbook.migrate.migration import Migration, run_migration
 from chroma_runbook.migrate.migration_options import MigrationOptions, OptionError
 from chroma_runbook.migrate.precopy import FingerprintStore, delta_ids_path, fingerprint_path, record_fingerprint
 from chroma_runbook.migrate.staging import staging_prefix
+from chroma_runbook.migrate.transform_memo import transform_memo_path
 from migrate_play import REPO
 
 DIM = 16
@@ -158,6 +159,9 @@ def test_precopy_then_delta_equals_the_source_at_the_freeze(chroma_pair, tmp_pat
     # surely sent under the freeze: the 40 records updated after they were copied (replaced), the
     # collection created after the pre-copy listed the source (added); most records are unchanged
     assert delta["replaced"] >= 40 and delta["added"] >= 15 and delta["unchanged"] >= 800
+    # the unchanged records were not transformed again (the pre-copy's memo); every changed one was
+    assert delta["transform"]["reused"] >= 800 and delta["transform"]["transformed"] >= 40 + 15
+    assert delta["transform"]["reused"] + delta["transform"]["transformed"] == delta["read"]
     assert result["verification"]["passed"]
     assert result["verification"]["sample"]["sampled"] >= delta["added"] + delta["replaced"]
     assert_equal(exact(target.client()), expected_from_source(source.client()))
@@ -165,8 +169,9 @@ def test_precopy_then_delta_equals_the_source_at_the_freeze(chroma_pair, tmp_pat
     rejects = [json.loads(line) for line in Path(result["rejects_path"]).read_text().splitlines()]
     assert sorted(r["id"] for r in rejects) == ["pre_a-50", "pre_a-bad"]
     assert result["rejected"] == 2 and result["rejects_by_issue"] == {"zero_vector": 2}
-    # the fingerprint store went with the completed run
+    # the fingerprint store and the transform memo went with the completed run
     assert not Path(fingerprint_path(str(ck), "pc")).exists()
+    assert not Path(transform_memo_path(str(ck), "pc")).exists()
     again = run_migration(options(source, target, ck))
     assert again["already_completed"] and not again["changed"]
 
@@ -236,6 +241,7 @@ def test_sigkill_during_the_delta_then_resume_equals_the_source(chroma_pair, tmp
     result = run_migration(MigrationOptions(**raw))
     assert result["verification"]["passed"]
     assert result["phases"]["delta"]["added"] + result["phases"]["delta"]["replaced"] > 0
+    assert result["phases"]["delta"]["transform"]["reused"] > 0  # the memo outlives a killed pass
     assert_equal(exact(target.client()), expected_from_source(source.client()))
     # the validation under the freeze re-checks what any delta attempt sent, the killed one's too
     sent = json.loads(Path(delta_ids_path(str(ck), "pc")).read_text())

@@ -15,6 +15,7 @@ import numpy as np
 from chroma_runbook.migrate.migration import run_migration
 from chroma_runbook.migrate.precopy import FingerprintStore, delta_ids_path, fingerprint_path
 from chroma_runbook.migrate.transform import Transformer
+from chroma_runbook.migrate.transform_memo import transform_memo_path
 from chroma_runbook.run.names import staging_name
 from chroma_runbook.validation.phased import run_freeze_validation, run_prevalidation
 from chroma_runbook.validation.runner import ValidationOptions
@@ -58,6 +59,8 @@ def test_records_changed_during_the_precopy_are_checked_under_the_freeze(chroma_
     # changed by the writer during the pre-copy, after the pre-copy had read it: left to the freeze
     assert "pre_a-0" not in state["checked"]["pre_a"] and "pre_a-40" in state["checked"]["pre_a"]
 
+    # a write after the pre-validation, before the freeze: this record's transform cannot be reused
+    nudge(source.client().get_collection("pre_b"), "pre_b-300")
     # the freeze: the delta sends what changed; its ids outlive the migration (run dir)
     run_migration(options(source, target, ck))
     sent = json.loads(Path(delta_ids_path(str(ck), "pc")).read_text())
@@ -67,6 +70,10 @@ def test_records_changed_during_the_precopy_are_checked_under_the_freeze(chroma_
     report = run_freeze_validation(source.client(), target.client(), transformer,
                                    vopts(source, target, tmp_path, ck), "pc", str(ck))
     emb = check(report, "embedding_integrity")
+    # what the pre-validation made of each unchanged record was reused (its memo), the changed one transformed
+    assert report["transform"]["reused"] >= 900 and report["transform"]["transformed"] == 1
+    assert report["transform"]["reused"] + 1 == report["source_total"]
+    assert not Path(transform_memo_path(str(ck), "pc", "validate")).exists()  # served: removed
     assert report["overall_status"] == "FAILED" and "Embedding Corruption" in report["rollback_reasons"]
     assert emb["offending_ids"]["altered"] == ["pre_b-200"]
     assert "before the freeze (pre-copy, " in emb["ran_text"] and "under the freeze (delta, " in emb["ran_text"]
