@@ -68,6 +68,27 @@ options:
         description: Ignored here.
         type: float
         default: 60
+  backup_to:
+    description:
+      - A path on the controller to back the file up to before it is edited, once per run. The task reads the
+        file (content, mode, owner, group), writes the copy there (file 0600, directory 0700, written and synced
+        before the edit) and C(<backup_to>.meta.json) beside it with the original path, mode, owner and group
+        (what the rollback puts back), then edits the file only if it is still what was copied
+        (O(expect_checksum)).
+      - When the copy and its record already exist (a second run, or a run resumed after the edit) they are kept
+        as they are, so the backup is always the file as it was before the run's first edit. A copy without its
+        record was cut short before the edit and is taken again.
+      - Handled by the action plugin on the controller; check mode writes neither the copy nor the file.
+    type: path
+  read_original:
+    description:
+      - Change nothing; return the file's C(content_b64), C(checksum) (SHA-1), C(mode), C(owner) and C(group).
+        What O(backup_to) uses; the content may hold secrets.
+    type: bool
+    default: false
+  expect_checksum:
+    description: Edit only if the file's SHA-1 is this one (it was not changed since it was backed up); else fail.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -121,7 +142,28 @@ previous:
   description: Each key's value in the file before the edit (null when the file lacked it), secret ones masked when set.
   returned: always
   type: dict
+backup:
+  description: With O(backup_to), the backup - C(path), C(taken) (true when this task took it, false when the run's
+    backup already existed) and the original C(mode), C(owner), C(group).
+  returned: when O(backup_to) is set
+  type: dict
+file_changed:
+  description: With O(backup_to), whether the app's config file was (or in check mode would be) edited; C(changed)
+    is also true when the backup was taken.
+  returned: when O(backup_to) is set
+  type: bool
+checksum:
+  description: With O(read_original), the file's SHA-1.
+  returned: when O(read_original) is true
+  type: str
 """
+
+import base64
+import grp
+import hashlib
+import os
+import pwd
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -138,13 +180,29 @@ CONNECTION_OPTIONS = {
 }
 
 
-def _read(module: AnsibleModule, path: str) -> str:
+def _read_bytes(module: AnsibleModule, path: str) -> bytes:
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, "rb") as handle:
             return handle.read()
     except OSError as exc:
         module.fail_json(msg=f"cannot read the app's config file {path}: {exc.strerror}")
         raise
+
+
+def _name(lookup, ident: int) -> str:  # type: ignore[no-untyped-def]
+    try:
+        return str(lookup(ident)[0])
+    except KeyError:  # an id without a name on this host: the number is what chown takes back
+        return str(ident)
+
+
+def _original(module: AnsibleModule, path: str) -> dict:
+    """What the backup needs: the file's bytes (base64), SHA-1, mode, owner and group."""
+    raw = _read_bytes(module, path)
+    info = os.stat(path)
+    return {"changed": False, "content_b64": base64.b64encode(raw).decode("ascii"),
+            "checksum": hashlib.sha1(raw).hexdigest(), "mode": f"{stat.S_IMODE(info.st_mode):04o}",  # noqa: S324 - a change check
+            "owner": _name(pwd.getpwuid, info.st_uid), "group": _name(grp.getgrgid, info.st_gid)}
 
 
 def _write(module: AnsibleModule, path: str, content: str) -> None:
@@ -165,16 +223,28 @@ def run_module() -> None:
             "service": {"type": "str", "default": ""},
             "settings": {"type": "dict", "required": True},
             "connection": {"type": "dict", "required": True, "options": CONNECTION_OPTIONS},
+            "backup_to": {"type": "path"},
+            "read_original": {"type": "bool", "default": False},
+            "expect_checksum": {"type": "str"},
         },
         supports_check_mode=True,
     )
     p = module.params
+    if p["read_original"]:
+        module.exit_json(**_original(module, p["path"]))
+    raw = _read_bytes(module, p["path"])
+    if p["expect_checksum"] and hashlib.sha1(raw).hexdigest() != p["expect_checksum"]:  # noqa: S324 - a change check
+        module.fail_json(msg=f"{p['path']} changed since its backup was taken (SHA-1 {p['expect_checksum']}): "
+                             "not edited; run the cutover again to back up what it holds now")
     try:
         wanted = derive(p["settings"], p["connection"])
-        before = _read(module, p["path"])
+        before = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
         values = {s.key: s.value for s in wanted}
         after = edit(before, p["format"], values, p["service"])
         current = read_values(before, p["format"], p["service"])
+    except UnicodeDecodeError as exc:
+        module.fail_json(msg=f"{p['path']} is not UTF-8 text ({exc.reason} at byte {exc.start}): not edited")
+        return
     except AppSettingsError as exc:
         module.fail_json(msg=f"{p['path']}: {exc}")
         return

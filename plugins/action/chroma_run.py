@@ -146,24 +146,28 @@ class ActionModule(ActionBase):
     def run(self, tmp: Optional[str] = None, task_vars: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        module = self._task.action.rsplit(".", 1)[-1]
-        module_args = dict(self._task.args)
+        result.update(self._call(self._module_name(), dict(self._task.args), task_vars))
+        return result
+
+    def _module_name(self) -> str:
+        return self._task.action.rsplit(".", 1)[-1]
+
+    def _call(self, module: str, module_args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        """One run of ``module`` with ``module_args``: here, or as a module process (see the module docstring)."""
         if not self._runs_here(task_vars):
             wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
-            result.update(self._execute_module(module_name=module, module_args=module_args, task_vars=task_vars,
-                                               wrap_async=wrap_async))
+            answer = self._execute_module(module_name=module, module_args=module_args, task_vars=task_vars,
+                                          wrap_async=wrap_async)
             if not wrap_async:
                 self._remove_tmp_path(self._connection._shell.tmpdir)  # noqa: SLF001 - as ansible's normal action does
-            return result
+            return answer
         self._update_module_args(module, module_args, task_vars)
         module_args["_ansible_tmpdir"] = None
         try:
             output = _run_here(_module_code(module), module_args)
         except Exception as exc:  # noqa: BLE001 - what a crashed module process would report, named
-            result.update(failed=True, msg=f"{module} failed in the controller's process: {type(exc).__name__}: {exc}")
-            return result
-        result.update(self._parse_returned_data({"stdout": output}, PROFILE))
-        return result
+            return {"failed": True, "msg": f"{module} failed in the controller's process: {type(exc).__name__}: {exc}"}
+        return self._parse_returned_data({"stdout": output}, PROFILE)
 
 
 class EngineAction(ActionModule):

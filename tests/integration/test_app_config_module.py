@@ -60,3 +60,48 @@ def test_a_failing_webhook_warns_and_the_task_succeeds(tmp_path: Path) -> None:
                                                              "text": "hello"})
     assert rc == 0 and result["undelivered"] == 1 and result["sent"] == 0, out
     assert "notification not delivered to http://127.0.0.1:9/..." in out and "secret-path" not in out
+
+
+def test_backup_to_copies_the_file_durably_before_the_edit_and_only_once_per_run(tmp_path: Path) -> None:
+    """One task backs the config file up on the controller (0600, its mode and owner recorded) and edits it;
+    check mode writes neither; a second run keeps the backup of the original, not the edited file."""
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(COMPOSE)
+    compose.chmod(0o640)
+    backup = tmp_path / "run" / "backups" / "app" / "docker-compose.yml"
+    args = {"path": str(compose), "format": "compose", "service": "open-webui", "settings": SETTINGS,
+            "connection": CONNECTION, "backup_to": str(backup)}
+    rc, dry, out = run_module(tmp_path, "chroma_app_config", args, check=True, name="dry")
+    assert rc == 0 and dry["changed"] is True and dry["backup"]["taken"] is True and dry["file_changed"], out
+    assert not backup.exists() and compose.read_text() == COMPOSE, "check mode wrote something"
+
+    rc, done, out = run_module(tmp_path, "chroma_app_config", args, name="real")
+    assert rc == 0 and done["file_changed"] and done["backup"]["taken"] is True, out
+    assert backup.read_text() == COMPOSE and compose.read_text() != COMPOSE
+    assert backup.stat().st_mode & 0o777 == 0o600 and backup.parent.stat().st_mode & 0o777 == 0o700
+    meta = json.loads(Path(f"{backup}.meta.json").read_text())
+    assert meta["path"] == str(compose) and meta["mode"] == "0640" and meta["owner"] and meta["group"]
+    assert "t0psecret" not in out and "content_b64" not in done
+
+    rc, again, out = run_module(tmp_path, "chroma_app_config", args, name="again")
+    assert rc == 0 and again["changed"] is False and again["backup"]["taken"] is False, out
+    assert backup.read_text() == COMPOSE, "the second run backed up the edited file"
+
+
+def test_a_backup_cut_short_is_taken_again_and_a_file_changed_since_is_not_edited(tmp_path: Path) -> None:
+    env_file = tmp_path / "app.env"
+    env_file.write_text("CHROMA_URL=http://old:8000\n")
+    backup = tmp_path / "run" / "backups" / "app" / "app.env"
+    backup.parent.mkdir(parents=True)
+    backup.write_text("half a copy")           # killed after the copy, before its record: not a backup yet
+    args = {"path": str(env_file), "settings": {"CHROMA_URL": "url"}, "connection": {"url": "http://new:8000"},
+            "backup_to": str(backup)}
+    rc, done, out = run_module(tmp_path, "chroma_app_config", args, name="retake")
+    assert rc == 0 and done["backup"]["taken"] is True, out
+    assert backup.read_text() == "CHROMA_URL=http://old:8000\n" and env_file.read_text() == "CHROMA_URL=http://new:8000\n"
+
+    # the module refuses to edit a file that is not what was backed up (it changed in between)
+    plain = {k: v for k, v in args.items() if k != "backup_to"}
+    rc, refused, out = run_module(tmp_path, "chroma_app_config", dict(plain, expect_checksum="0" * 40), name="moved")
+    assert rc != 0 and "changed since its backup was taken" in refused["msg"], out
+    assert env_file.read_text() == "CHROMA_URL=http://new:8000\n"

@@ -21,6 +21,30 @@ def meta_path(backup: Path) -> Path:
     return backup.with_name(backup.name + META_SUFFIX)
 
 
+def backup_complete(backup: Path) -> bool:
+    """The run's backup and its record exist (a copy without its record was cut short before the edit)."""
+    return backup.is_file() and meta_path(backup).is_file()
+
+
+def write_backup(backup: Path, content: bytes, meta: Mapping[str, Any]) -> None:
+    """The copy (0600, in a 0700 directory), written and synced, then its record beside it: durable before
+    the caller edits the original."""
+    backup.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    tmp = backup.with_name(f".{backup.name}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, backup)
+    keep_backup(backup, meta, write=True)
+    dir_fd = os.open(backup.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def _mode_differs(path: Path, mode: int) -> bool:
     return (path.stat().st_mode & 0o777) != mode
 
