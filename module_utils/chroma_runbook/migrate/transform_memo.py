@@ -31,6 +31,7 @@ import orjson
 
 from ..io.records import Record
 from . import profile, record_checks, routing, transform
+from .precopy import remove_store
 from .transform import Transformer
 
 MEMO_FORMAT = 1
@@ -44,11 +45,8 @@ def transform_memo_path(checkpoint_dir: str, run_id: str, user: str = "migrate")
 
 
 def remove_memo(path: str) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            os.remove(path + suffix)
-        except FileNotFoundError:
-            pass
+    """The memo's SQLite file with its -wal and -shm, as the fingerprint store's."""
+    remove_store(path)
 
 
 def _code_text() -> str:
