@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .exact_json import exact_json_bytes
 from .paging import page_to_records
 from .records import Record
 from .source import iter_pages, select_collections
@@ -22,9 +23,9 @@ from .source import iter_pages, select_collections
 
 def record_digest(record: Record) -> bytes:
     digest = hashlib.sha256()
-    digest.update(record.id.encode("utf-8") + b"\0")
-    digest.update(json.dumps(record.document, ensure_ascii=False).encode("utf-8") + b"\0")
-    digest.update(json.dumps(record.metadata, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8") + b"\0")
+    digest.update(record.id.encode("utf-8", "surrogatepass") + b"\0")
+    digest.update(exact_json_bytes(record.document) + b"\0")
+    digest.update(exact_json_bytes(record.metadata, sort_keys=True) + b"\0")
     if record.embedding is not None:
         digest.update(np.asarray(record.embedding, dtype=np.float32).tobytes())
     return digest.digest()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 import os
 import sqlite3
 from typing import Any, Optional
@@ -29,6 +28,7 @@ from typing import Any, Optional
 import numpy as np
 import orjson
 
+from ..io.exact_json import exact_json_bytes, json_exact
 from ..io.records import Record
 from . import profile, record_checks, routing, transform
 from .precopy import remove_store
@@ -69,47 +69,17 @@ def memo_signature(transformer: Transformer) -> Optional[str]:
     return hashlib.sha256(payload.encode("utf-8") + b"\0" + _code_text().encode("utf-8")).hexdigest()
 
 
-def _metadata_bytes(metadata: Any) -> bytes:
-    """The metadata as sorted JSON that keeps every value apart (1 and 1.0, True and 1, None and NaN).
-
-    orjson is exact but writes NaN and infinities as null and refuses some values (integers
-    past 64 bits, lone surrogates, other types): then the stdlib's JSON, which keeps them.
-    """
-    try:
-        raw = orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS)
-        if b"null" not in raw or _json_exact(metadata):
-            return b"o" + raw
-    except (TypeError, orjson.JSONEncodeError):
-        pass
-    return b"j" + json.dumps(metadata, sort_keys=True, ensure_ascii=False, default=repr).encode("utf-8", "surrogatepass")
-
-
 def source_digest(record: Record) -> bytes:
-    """id, document, metadata (every JSON type kept apart, see _metadata_bytes) and embedding bytes."""
+    """id, document, metadata (exact JSON: 1 and 1.0, True and 1, None and NaN stay apart) and embedding bytes."""
     h = hashlib.blake2b(digest_size=16)
     h.update(record.id.encode("utf-8", "surrogatepass") + b"\0")
     h.update(b"\0" if record.document is None else b"\1" + record.document.encode("utf-8", "surrogatepass"))
-    h.update(b"\0" + _metadata_bytes(record.metadata) + b"\0")
+    h.update(b"\0" + exact_json_bytes(record.metadata, sort_keys=True) + b"\0")
     if record.embedding is None:
         h.update(b"\0")
     else:
         h.update(b"\1" + np.ascontiguousarray(record.embedding, dtype=np.float32).tobytes())
     return h.digest()
-
-
-def _json_exact(value: Any) -> bool:
-    """True when orjson gives ``value`` back exactly (no NaN/inf, ints within 64 bits, plain types)."""
-    if value is None or isinstance(value, (str, bool)):
-        return True
-    if isinstance(value, int):
-        return -(2 ** 63) <= value < 2 ** 64
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(_json_exact(v) for v in value)
-    if isinstance(value, dict):
-        return all(type(k) is str and _json_exact(v) for k, v in value.items())
-    return False
 
 
 class TransformMemo:
@@ -152,7 +122,7 @@ class TransformMemo:
             issues = orjson.dumps(list(out.issues))
         except (TypeError, orjson.JSONEncodeError):  # a value orjson refuses (big int, lone surrogate, type)
             return False
-        if metadata is not None and b"null" in metadata and not _json_exact(out.metadata):
+        if metadata is not None and b"null" in metadata and not json_exact(out.metadata):
             return False  # NaN or infinity: orjson would give null back
         if not all(type(i) is str for i in out.issues):
             return False

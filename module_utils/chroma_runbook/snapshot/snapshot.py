@@ -25,6 +25,7 @@ import numpy as np
 
 from ..io import source
 from ..io.clock import compact_stamp, utc_now, utc_stamp
+from ..io.exact_json import exact_json_bytes
 from ..io.fingerprint import assemble, digests_fingerprint, page_digests
 from ..io.fsutil import HashingWriter, make_private_dir, publish_dir, remove_tree, temp_sibling, write_private_bytes
 from ..io.source import iter_pages
@@ -141,10 +142,10 @@ def write_collection(collection: Any, root: Path, page_size: int,
             documents = page.get("documents") or [None] * len(page["ids"])
             metadatas = page.get("metadatas") or [None] * len(page["ids"])
             lines = [
-                json.dumps({"id": rid, "document": doc, "metadata": meta}, ensure_ascii=False, sort_keys=True)
+                exact_json_bytes({"id": rid, "document": doc, "metadata": meta}, sort_keys=True)
                 for rid, doc, meta in zip(page["ids"], documents, metadatas)
             ]
-            records.write(("\n".join(lines) + "\n").encode("utf-8"))
+            records.write(b"\n".join(lines) + b"\n")
             if digests is not None:
                 digests.extend(page_digests(page, name))
             vectors.write(matrix.tobytes(order="C"))
