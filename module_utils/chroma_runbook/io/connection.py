@@ -105,6 +105,13 @@ class ConnectionSpec:
         return where
 
 
+def tls_verify(ssl_verify: bool, https: bool) -> bool:
+    """What the chromadb client is told to verify: ``ssl_verify`` over https; nothing over plain http, where no
+    certificate is ever checked - asked to verify anyway, httpx loads the CA bundle for each of the client's
+    connections (~65 ms each; several clients are made inside the write freeze)."""
+    return ssl_verify if https else False
+
+
 def connect(spec: ConnectionSpec | Mapping[str, Any]) -> Any:
     """Return a chromadb client for ``spec`` (imports chromadb lazily)."""
     if not isinstance(spec, ConnectionSpec):
@@ -123,7 +130,7 @@ def connect(spec: ConnectionSpec | Mapping[str, Any]) -> Any:
     parsed = urlparse(bare_url)
     ssl = parsed.scheme == "https"
     port = parsed.port or (443 if ssl else 80)
-    settings = Settings(anonymized_telemetry=False, chroma_server_ssl_verify=spec.ssl_verify)
+    settings = Settings(anonymized_telemetry=False, chroma_server_ssl_verify=tls_verify(spec.ssl_verify, ssl))
     client = chromadb.HttpClient(
         host=parsed.hostname or "localhost",
         port=port,
