@@ -219,3 +219,30 @@ def _load_plugin() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+WARM_THEN_CONNECT = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("chroma_run_action", sys.argv[1])
+plugin = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(plugin)
+plugin.warm_imports("chroma_info")
+sys.path.insert(0, sys.argv[2])
+from chroma_runbook.io.connection import connect
+before = set(sys.modules)
+client = connect({"url": sys.argv[3]})
+print(json.dumps({"heartbeat": client.heartbeat(), "new": sorted(set(sys.modules) - before)}))
+"""
+
+
+def test_a_client_made_in_a_warmed_worker_imports_nothing_more_of_chromadb_or_its_http(chroma_factory) -> None:
+    """What ansible's main process imports before the fork covers the first client a module makes."""
+    server = chroma_factory("warm")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    proc = subprocess.run([sys.executable, "-c", WARM_THEN_CONNECT, str(REPO / "plugins" / "action" / "chroma_run.py"),
+                           str(REPO / "module_utils"), server.connection["url"]],
+                          env=env, capture_output=True, text=True, timeout=120, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answer = json.loads(proc.stdout.splitlines()[-1])
+    heavy = [m for m in answer["new"] if m.split(".")[0] in ("chromadb", "httpx", "httpcore", "anyio", "posthog")]
+    assert answer["heartbeat"] > 0 and heavy == [], heavy
