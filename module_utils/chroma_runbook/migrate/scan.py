@@ -116,6 +116,7 @@ def scan_sources(client: Any, sources: Sequence[SourceCollection], transformer: 
         now = time.perf_counter()
         timings["export"] += now - waited
         counts = result.by_source.setdefault(source.name, {"read": 0, "valid": 0, "rejected": 0})
+        transformer.prefetch(source.name, [record.id for record in page])
         for record in page:
             t0 = time.perf_counter()
             out = transformer.transform(record, source.space)

@@ -6,7 +6,7 @@ target must hold). Stateless per record; cross-record checks live in
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from ..io.records import Record
 from .profile import FieldRule, SchemaProfile, parse_profile
@@ -119,6 +119,9 @@ class Transformer:
         return self._rules_cache[target]
 
     # --- the transform ------------------------------------------------------------
+    def prefetch(self, source: str, ids: Sequence[str]) -> None:
+        """Records of ``source`` with these ids come next: nothing to read ahead here (see MemoTransformer)."""
+
     def transform(self, record: Record, source_space: Optional[str] = None) -> Record:
         """A new Record routed and rewritten; ``issues`` lists why it must be rejected.
 

@@ -23,7 +23,7 @@ import inspect
 import json
 import os
 import sqlite3
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import orjson
@@ -104,10 +104,27 @@ class TransformMemo:
             self._db.execute("COMMIT")
         self._pending: list[tuple[Any, ...]] = []
 
-    def lookup(self, record: Record, space: Optional[str], digest: bytes) -> Optional[Record]:
-        """The stored output for ``record`` when its digest and space are those stored, else None."""
-        row = self._db.execute("SELECT digest, space, target, metadata, issues FROM memo WHERE source = ? AND id = ?",
-                               (record.source_collection, record.id)).fetchone()
+    def rows(self, source: str, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        """The stored rows of ``ids`` of ``source`` (one query per 500 ids), by id."""
+        found: dict[str, tuple[Any, ...]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            for rid, *row in self._db.execute(
+                    f"SELECT id, digest, space, target, metadata, issues FROM memo WHERE source = ? AND id IN ({marks})",
+                    (source, *chunk)):
+                found[rid] = tuple(row)
+        return found
+
+    def lookup(self, record: Record, space: Optional[str], digest: bytes,
+               ahead: Optional[dict[str, tuple[Any, ...]]] = None) -> Optional[Record]:
+        """The stored output for ``record`` when its digest and space are those stored, else None;
+        ``ahead``: rows read beforehand (rows()) for the record's source."""
+        if ahead is not None and record.id in ahead:
+            row: Optional[tuple[Any, ...]] = ahead[record.id]
+        else:
+            row = self._db.execute("SELECT digest, space, target, metadata, issues FROM memo WHERE source = ? AND id = ?",
+                                   (record.source_collection, record.id)).fetchone()
         if row is None or bytes(row[0]) != digest or row[1] != space:
             return None
         return Record(id=record.id, embedding=record.embedding, document=record.document,
@@ -168,10 +185,17 @@ class MemoTransformer:
         self.hits = 0
         self.misses = 0
         self._lookups = memo.size() > 0  # a first pass (an empty memo) only stores
+        self._ahead: tuple[str, dict[str, tuple[Any, ...]]] = ("", {})
+
+    def prefetch(self, source: str, ids: Sequence[str]) -> None:
+        """Read the memo's rows for the records about to be transformed (one query per 500, not one each)."""
+        if self._lookups:
+            self._ahead = (source, self.memo.rows(source, ids))
 
     def transform(self, record: Record, source_space: Optional[str] = None) -> Record:
         digest = source_digest(record)
-        out = self.memo.lookup(record, source_space, digest) if self._lookups else None
+        ahead = self._ahead[1] if self._ahead[0] == record.source_collection else None
+        out = self.memo.lookup(record, source_space, digest, ahead) if self._lookups else None
         if out is not None:
             self.hits += 1
             return out

@@ -11,6 +11,8 @@ from ..migrate.record_checks import RecordValidator
 from ..migrate.transform import Transformer
 from .sides import CollectionData
 
+PREFETCH = 1000  # records whose memoised transform is read in one go
+
 
 @dataclass
 class Expected:
@@ -68,6 +70,8 @@ def build_expectation_streaming(transformer: Transformer, collections: Iterable[
     for name, coll in collections:
         fed = exp.source_targets_of.setdefault(name, set())
         for row, rid in enumerate(coll.ids):
+            if row % PREFETCH == 0:
+                transformer.prefetch(name, coll.ids[row:row + PREFETCH])
             record = Record(
                 id=rid,
                 embedding=coll.vectors[row] if coll.vectors.size else None,
