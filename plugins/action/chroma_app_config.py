@@ -49,7 +49,12 @@ class ActionModule(_Base):  # type: ignore[misc,valid-type]
             meta["path"] = args["path"]
             backup_info.update(meta, taken=True)
             if not self._task.check_mode:
-                backups.write_backup(backup, base64.b64decode(original["content_b64"]), meta)
+                try:
+                    backups.write_backup(backup, base64.b64decode(original["content_b64"]), meta)
+                except OSError as exc:
+                    result.update(failed=True, msg=f"cannot back {args['path']} up to {backup} on the controller: "
+                                                   f"{exc.strerror or exc}; the file was not edited")
+                    return result
             args["expect_checksum"] = original["checksum"]
         result.update(self._call(self._module_name(), args, task_vars))
         result["backup"] = backup_info

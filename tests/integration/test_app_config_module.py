@@ -105,3 +105,14 @@ def test_a_backup_cut_short_is_taken_again_and_a_file_changed_since_is_not_edite
     rc, refused, out = run_module(tmp_path, "chroma_app_config", dict(plain, expect_checksum="0" * 40), name="moved")
     assert rc != 0 and "changed since its backup was taken" in refused["msg"], out
     assert env_file.read_text() == "CHROMA_URL=http://new:8000\n"
+
+
+def test_a_backup_that_cannot_be_written_stops_before_the_edit(tmp_path: Path) -> None:
+    env_file = tmp_path / "app.env"
+    env_file.write_text("CHROMA_URL=http://old:8000\n")
+    (tmp_path / "not-a-dir").write_text("a file where the backup directory should be")
+    args = {"path": str(env_file), "settings": {"CHROMA_URL": "url"}, "connection": {"url": "http://new:8000"},
+            "backup_to": str(tmp_path / "not-a-dir" / "app.env")}
+    rc, failed, out = run_module(tmp_path, "chroma_app_config", args, name="unwritable")
+    assert rc != 0 and "cannot back" in failed["msg"] and "the file was not edited" in failed["msg"], out
+    assert env_file.read_text() == "CHROMA_URL=http://old:8000\n"
