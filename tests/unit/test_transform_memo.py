@@ -170,3 +170,14 @@ def test_source_digest_keeps_json_types_apart(one: dict | None, other: dict | No
     base = rec()
     assert source_digest(dataclasses.replace(base, metadata=one)) != source_digest(dataclasses.replace(base, metadata=other))
     assert source_digest(dataclasses.replace(base, metadata=one)) == source_digest(dataclasses.replace(base, metadata=one))
+
+
+def test_the_transforms_own_code_is_part_of_the_signature(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chroma_runbook.migrate import transform_memo
+
+    text = transform_memo._code_text()
+    for needle in ("class Transformer", "class RecordValidator", "def parse_profile", "def compile_template"):
+        assert needle in text, needle
+    before = memo_signature(lab_transformer())
+    monkeypatch.setattr(transform_memo, "_code_text", lambda: text + "\n# another version")
+    assert memo_signature(lab_transformer()) != before

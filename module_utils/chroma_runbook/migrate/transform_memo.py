@@ -30,13 +30,14 @@ import orjson
 
 from ..io.exact_json import exact_json_bytes, json_exact
 from ..io.records import Record
+from ..run import templating
 from . import profile, record_checks, routing, transform
 from .precopy import remove_store
 from .transform import Transformer
 
 MEMO_FORMAT = 1
 FLUSH_EVERY = 2000
-_CODE_MODULES = (transform, record_checks, profile, routing)
+_CODE_MODULES = (transform, record_checks, profile, routing, templating)
 
 
 def transform_memo_path(checkpoint_dir: str, run_id: str, user: str = "migrate") -> str:
