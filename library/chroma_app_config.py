@@ -230,6 +230,10 @@ def run_module() -> None:
         supports_check_mode=True,
     )
     p = module.params
+    if p["backup_to"]:  # the action plugin takes it out; here it would be ignored and the file edited unbacked
+        module.fail_json(msg=f"backup_to is handled on the controller by the chroma_app_config action plugin "
+                             f"(plugins/action: set action_plugins in ansible.cfg); it did not run, so {p['path']} "
+                             "was neither backed up nor edited")
     if p["read_original"]:
         module.exit_json(**_original(module, p["path"]))
     raw = _read_bytes(module, p["path"])

@@ -116,3 +116,27 @@ def test_a_backup_that_cannot_be_written_stops_before_the_edit(tmp_path: Path) -
     rc, failed, out = run_module(tmp_path, "chroma_app_config", args, name="unwritable")
     assert rc != 0 and "cannot back" in failed["msg"] and "the file was not edited" in failed["msg"], out
     assert env_file.read_text() == "CHROMA_URL=http://old:8000\n"
+
+
+def test_backup_to_without_the_action_plugin_edits_nothing(tmp_path: Path) -> None:
+    """An ansible.cfg without the project's action plugins runs the module alone: it must refuse, not edit unbacked."""
+    env_file = tmp_path / "app.env"
+    env_file.write_text("CHROMA_URL=http://old:8000\n")
+    play = tmp_path / "bare.yml"
+    play.write_text(f"""\
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - chroma_app_config:
+        path: {env_file}
+        settings: {{CHROMA_URL: url}}
+        connection: {{url: "http://new:8000"}}
+        backup_to: {tmp_path / "backup" / "app.env"}
+""")
+    env = dict(os.environ, ANSIBLE_LIBRARY=str(REPO / "library"), ANSIBLE_MODULE_UTILS=str(REPO / "module_utils"),
+               ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+               PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play)], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert proc.returncode != 0 and "handled on the controller by the chroma_app_config action plugin" in proc.stdout
+    assert env_file.read_text() == "CHROMA_URL=http://old:8000\n" and not (tmp_path / "backup").exists()
