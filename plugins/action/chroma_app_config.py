@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import base64
 import importlib
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
-import ansible.module_utils
-from ansible import constants as C
 from ansible.plugins.loader import action_loader
 
 _Base = action_loader.get("chroma_run", class_only=True)
@@ -23,9 +22,7 @@ _Base = action_loader.get("chroma_run", class_only=True)
 
 def _backups() -> Any:
     """The engine's backup rules (module_utils/chroma_runbook/run/backups.py), importable here."""
-    for path in C.DEFAULT_MODULE_UTILS_PATH or []:
-        if path not in ansible.module_utils.__path__:
-            ansible.module_utils.__path__.append(path)
+    sys.modules[_Base.__module__].join_module_utils()
     return importlib.import_module("ansible.module_utils.chroma_runbook.run.backups")
 
 

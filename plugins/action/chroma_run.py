@@ -50,11 +50,16 @@ ENGINE_LIBRARIES = ("numpy", "chromadb", "chromadb.api.fastapi", "chromadb.telem
 display = Display()
 
 
-def _module_code(name: str) -> ModuleType:
-    """library/<name>.py, importable here: the project's module_utils join ansible.module_utils."""
+def join_module_utils() -> None:
+    """The project's module_utils become importable here as ansible.module_utils.*."""
     for path in C.DEFAULT_MODULE_UTILS_PATH or []:
         if path not in ansible.module_utils.__path__:
             ansible.module_utils.__path__.append(path)
+
+
+def _module_code(name: str) -> ModuleType:
+    """library/<name>.py, importable here: the project's module_utils join ansible.module_utils."""
+    join_module_utils()
     found = module_loader.find_plugin_with_context(name)
     if not found.resolved or not found.plugin_resolved_path:
         raise RuntimeError(f"module {name} not found in {C.DEFAULT_MODULE_PATH}")
