@@ -119,6 +119,18 @@ options:
   checkpoint_dir:
     description: The migration's checkpoint directory (fingerprints, delta ids); needed by O(phase=precopy) and O(phase=freeze).
     type: path
+  expected_fingerprint:
+    description:
+      - "The source's fingerprint taken with the snapshot (chroma_snapshot C(fingerprint), chroma_info C(fingerprint)).
+        When given (and O(phase) is not C(precopy)), the gate's drift check runs beside the validation: a thread
+        fingerprints the live O(source) (the collections of the fingerprint's C(scope)) while the checks run, and
+        C(drift_check) says whether anything was created, dropped or written since the snapshot."
+      - "The validation itself still reads O(source_snapshot) when given; only the drift check reads the live server."
+    type: dict
+  drift_timeout_s:
+    description: Seconds the module waits, after the checks, for the drift check to finish; past it C(drift_check.checked) is false.
+    type: float
+    default: 600
 attributes:
   check_mode:
     support: full
@@ -136,7 +148,13 @@ EXAMPLES = r"""
     rejects_path: "{{ run_dir }}/rejects.jsonl"
     source_snapshot: "{{ run_dir }}/snapshot"
     report_dir: "{{ run_dir }}/reports"
+    expected_fingerprint: "{{ snapshot.fingerprint }}"  # the drift check, beside the checks
   register: validation
+
+- name: No-go - the source changed since the snapshot
+  ansible.builtin.fail:
+    msg: "written since the snapshot: {{ validation.drift_check.drift | map(attribute='collection') | join(', ') }}"
+  when: validation.drift_check.drift | default([]) | length > 0
 
 - name: Go / no-go
   ansible.builtin.fail:
@@ -201,6 +219,15 @@ reports_written:
   description: False in check mode.
   returned: always
   type: bool
+drift_check:
+  description:
+    - "The drift check run beside the validation: C(checked) (true only when the live source was fingerprinted in
+      full), C(drift) (collections created, dropped or written since the snapshot: C(collection), C(what),
+      C(expected), C(actual)), C(expected_sha256) (the O(expected_fingerprint) it compared with), C(source),
+      C(started_at), C(ended_at), C(duration_s), or C(error) when it could not
+      finish (the gate then runs its own)."
+  returned: when expected_fingerprint is given and phase is not precopy
+  type: dict
 timing:
   description: "Which part ran when: C(precopy) (bool), C(before_freeze_s), C(under_freeze_s),
     C(records_before_freeze), C(records_under_freeze), C(note)."
@@ -217,6 +244,7 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible.module_utils.chroma_runbook.io.connection import ConnectionSpec, connect, connection_option
+from ansible.module_utils.chroma_runbook.io.drift_watch import BackgroundDriftCheck
 from ansible.module_utils.chroma_runbook.io.source import SourceRefused, open_source
 from ansible.module_utils.chroma_runbook.migrate.transform import Transformer
 from ansible.module_utils.chroma_runbook.validation.phased import run_freeze_validation, run_prevalidation
@@ -242,6 +270,8 @@ ARGUMENT_SPEC = {
     "phase": {"type": "str", "default": "full", "choices": ["full", "precopy", "freeze"]},
     "run_id": {"type": "str"},
     "checkpoint_dir": {"type": "path"},
+    "expected_fingerprint": {"type": "dict"},
+    "drift_timeout_s": {"type": "float", "default": 600.0},
 }
 
 
@@ -275,8 +305,28 @@ def run_module() -> None:
         options.check()
     except ValueError as exc:  # ConnectionError_, ProfileError, ThresholdError: the option is named
         module.fail_json(msg=str(exc))
+    # Forked before this module opens any connection (the child must share no socket with it).
+    watch = None
+    if p["expected_fingerprint"] and p["phase"] != "precopy":
+        watch = BackgroundDriftCheck(lambda: open_source(source_spec), p["expected_fingerprint"],
+                                     source_spec.describe()).start()
     try:
-        report = _validate(p, open_source(source_spec), connect(target_spec), transformer, options, not module.check_mode)
+        report = _run(module, p, source_spec, target_spec, transformer, options)
+    except BaseException:  # fail_json's exit too: the child is stopped, not left reading
+        if watch is not None:
+            watch.cancel()
+        raise
+    if watch is not None:
+        report["drift_check"] = watch.result(p["drift_timeout_s"])
+    module.exit_json(changed=False, **report)
+
+
+def _run(module: AnsibleModule, p: dict[str, Any], source_spec: ConnectionSpec, target_spec: ConnectionSpec,
+         transformer: Transformer, options: ValidationOptions) -> dict[str, Any]:
+    """The validation, each failure said with the servers it concerns (fail_json)."""
+    try:
+        return _validate(p, open_source(source_spec), connect(target_spec), transformer, options,
+                         not module.check_mode)
     except SourceRefused as exc:  # unsupported version, old persist directory: said as it is
         module.fail_json(msg=str(exc))
     except ValueError as exc:  # bad input file, missing source collection, moving data
@@ -284,7 +334,7 @@ def run_module() -> None:
     except Exception as exc:  # noqa: BLE001 - client errors: name the servers
         module.fail_json(msg=f"validation of {target_spec.describe()} against {source_spec.describe()} failed: "
                              f"{type(exc).__name__}: {exc}")
-    module.exit_json(changed=False, **report)
+    raise AssertionError("fail_json returned")  # pragma: no cover
 
 
 def main() -> None:

@@ -4,7 +4,8 @@
   and says so in the run's state.
 - stop_writers: the writer apps (supervisor programs) are stopped and proven stopped, the
   front door is never touched; a write that reaches the source anyway (a writer nobody
-  listed) changes the source's fingerprint, so the gate fails before the cutover and the
+  listed) changes the source's fingerprint: the drift check run beside the validation finds
+  it, so the gate fails before the cutover and the
   automatic rollback starts the writers again.
 - proxy (today's method) runs through every other runbook test (test_runbook_*.py).
 One lab for the module, tests in file order.
@@ -73,8 +74,9 @@ def test_none_is_refused_unless_acknowledged(lab: Lab, tmp_path: Path) -> None:
 def test_stop_writers_then_a_slipped_write_fails_the_gate_and_the_writers_come_back(lab: Lab, tmp_path: Path) -> None:
     counts = lab.counts(lab.source)
     extra = {"confirm": "yes", "chroma_freeze_method": "stop_writers", "chroma_expected_counts": counts}
+    # up to the migration: the second run's validation runs the drift check beside its checks
     first = run_playbook(lab, "migrate.yml", tmp_path / "first", extra,
-                         cmdline="--tags preflight,freeze,snapshot,migrate,validate")
+                         cmdline="--tags preflight,freeze,snapshot,migrate")
     assert first.status == "successful", first.explain()
     state = lab.latest_state()
     freeze = state["data"]["freeze"]
@@ -96,6 +98,7 @@ def test_stop_writers_then_a_slipped_write_fails_the_gate_and_the_writers_come_b
     second = run_playbook(lab, "migrate.yml", tmp_path / "second", extra)
     assert second.status == "failed"
     assert any("the source changed since the snapshot" in msg and "openwebui_docs written" in msg
+               and "found by the drift check run beside the validation" in msg
                for _, msg in second.failed_tasks), second.explain()
     state = lab.latest_state()
     assert state["status"] == "rolled_back", state["status"]

@@ -95,7 +95,10 @@ def test_happy_path_cuts_both_apps_over_and_leaves_the_source_frozen(lab: Lab, f
     # each role recorded its step once: start, end and duration from the recorded start (issue 11 point 4)
     for name, step in state["steps"].items():
         assert step["attempts"] == 1 and step["started_at"] <= step["ended_at"] and step["duration_s"] >= 0, (name, step)
-    assert state["steps"]["gate"]["result"] == {"decision": "GO", "validation": "PASSED"}, state["steps"]["gate"]
+    gate = state["steps"]["gate"]["result"]
+    assert {k: gate[k] for k in ("decision", "validation")} == {"decision": "GO", "validation": "PASSED"}, gate
+    # the drift check ran beside the validation (the gate did not read the source a second time)
+    assert gate["drift_check"].startswith("source unchanged since the snapshot, checked beside the validation ("), gate
     # writes stopped (stamped by the freeze method as nginx refused them) before the freeze step's proof ended
     assert state["steps"]["freeze"]["started_at"] <= state["data"]["freeze"]["frozen_at"] <= state["steps"]["freeze"]["ended_at"]
     assert state["steps"]["validate"]["result"]["overall_status"] == "PASSED"

@@ -48,6 +48,7 @@ GATE_PLAY = """\
 
 def run_gate(tmp_path: Path, verdict: dict[str, Any], **extra: Any) -> tuple[int, str, dict[str, Any]]:
     runs = tmp_path / "runs"
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "vars.yml").write_text(yaml.safe_dump({
         "chroma_runs_dir": str(runs), "chroma_source": {"url": "http://127.0.0.1:9"},
         "chroma_validate_result": verdict, **extra}))
@@ -70,7 +71,59 @@ def test_gate_passed_records_go(tmp_path: Path) -> None:
     assert rc == 0, out
     gate = state["steps"]["gate"]
     _recorded(gate)
-    assert gate["outcome"] == "ok" and gate["result"] == {"decision": "GO", "validation": "PASSED"}, gate
+    assert gate["outcome"] == "ok" and gate["result"] == {
+        "decision": "GO", "validation": "PASSED", "drift_check": "none (no fingerprint of the source)"}, gate
+
+
+# The drift check the validation ran beside its checks (chroma_validate_drift_check): the gate decides on
+# it when it finished against the same fingerprint, and fingerprints the source itself otherwise.
+FINGERPRINT = {"scope": "all", "collections": {"docs": {"count": 3, "sha256": "0" * 64}}, "sha256": "f" * 64}
+PASSED = {"overall_status": "PASSED", "rollback_reason": ""}
+
+
+def beside(drift: list[dict[str, Any]], sha: str = "f" * 64, checked: bool = True) -> dict[str, Any]:
+    return {"checked": checked, "drift": drift, "expected_sha256": sha, "source": "http://127.0.0.1:9",
+            "started_at": "2026-12-01T10:00:00Z", "ended_at": "2026-12-01T10:00:02Z"}
+
+
+def test_gate_goes_on_the_drift_check_run_beside_the_validation(tmp_path: Path) -> None:
+    # the source (port 9) answers nothing: a gate that read it itself would fail
+    rc, out, state = run_gate(tmp_path, PASSED, chroma_gate_fingerprint=FINGERPRINT,
+                              chroma_validate_drift_check=beside([]))
+    assert rc == 0, out
+    assert state["steps"]["gate"]["result"]["drift_check"] == (
+        "source unchanged since the snapshot, checked beside the validation "
+        "(2026-12-01T10:00:00Z to 2026-12-01T10:00:02Z)"), state["steps"]["gate"]
+
+
+def test_gate_says_no_go_on_drift_found_beside_the_validation(tmp_path: Path) -> None:
+    rc, out, state = run_gate(tmp_path, PASSED, chroma_gate_fingerprint=FINGERPRINT,
+                              chroma_validate_drift_check=beside([{"collection": "docs", "what": "written"}]))
+    assert rc != 0, out
+    gate = state["steps"]["gate"]
+    assert gate["outcome"] == "failed" and gate["result"]["decision"] == "NO-GO", gate
+    assert gate["message"].startswith("the source changed since the snapshot (freeze method proxy): docs written"), gate
+    assert "found by the drift check run beside the validation" in gate["message"], gate
+
+
+def test_gate_fingerprints_the_source_itself_when_that_check_does_not_count(tmp_path: Path, chroma_factory) -> None:
+    from chroma_runbook.io.fingerprint import take_fingerprint
+    from chroma_runbook.io.source import open_source
+    from snapshot_data import populate
+
+    server = chroma_factory("source")
+    populate(server.client())
+    taken = take_fingerprint(open_source({"url": server.url}))
+    server.client().get_collection("snap_l2").delete(ids=["snap_l2-000000"])      # a write after the "snapshot"
+    source = {"url": server.url}
+    for name, checked in {"other-fingerprint": beside([], sha="e" * 64),
+                          "unfinished": beside([], sha=taken["sha256"], checked=False)}.items():
+        rc, out, state = run_gate(tmp_path / name, PASSED, chroma_gate_fingerprint=taken, chroma_source=source,
+                                  chroma_validate_drift_check=checked)
+        assert rc != 0, out
+        message = state["steps"]["gate"]["message"]
+        assert message.startswith("the source changed since the snapshot (freeze method proxy): snap_l2 written"), message
+        assert "beside the validation" not in message, message
 
 
 def test_gate_warning_holds_for_the_operator(tmp_path: Path) -> None:
