@@ -11,7 +11,9 @@ own), with ``become`` (another user) or with ``environment`` (variables for the 
 the module is sent and run as usual.
 
 chroma_app_health, chroma_app_probe and chroma_freeze_proof (plain HTTP from the controller, one call
-each inside the window) take this plugin as it is. The engine's modules (chroma_migrate,
+each inside the window) take this plugin as it is; chroma_job (the migration's progress poll, which
+would otherwise start an interpreter every second beside the job it watches) adds the connection's
+async_dir to it. The engine's modules (chroma_migrate,
 chroma_snapshot, chroma_validate, chroma_info, ...) take ``EngineAction``: they need chromadb and
 numpy, so they run here only when the host's Python is this one (the same bin directory, so the same
 libraries), and their plugin files call ``warm_imports`` when ansible loads them. Ansible loads an
