@@ -56,3 +56,19 @@ def run_module(workdir: Path, module: str, args: dict[str, Any], check: bool = F
                           timeout=300, cwd=str(REPO))
     result = json.loads(out.read_text()) if out.exists() else {}
     return proc.returncode, result, proc.stdout + proc.stderr
+
+
+def run_role_play(workdir: Path, role: str, variables: dict[str, Any], tasks_before: str = "",
+                  playbook: str = "play.yml") -> subprocess.CompletedProcess[str]:
+    """A real ansible-playbook on localhost whose play includes ``role`` with ``variables`` (vars.yml),
+    after the tasks of ``tasks_before`` (YAML, indented as tasks of the play)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "vars.yml").write_text(yaml.safe_dump(variables))
+    (workdir / playbook).write_text(
+        f"- name: The role {role} alone\n  hosts: localhost\n  gather_facts: false\n  vars_files: [vars.yml]\n"
+        f"  tasks:\n{tasks_before}    - name: Run {role}\n      ansible.builtin.include_role:\n        name: {role}\n")
+    env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+               ANSIBLE_LIBRARY=str(REPO / "library"), ANSIBLE_MODULE_UTILS=str(REPO / "module_utils"),
+               ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1")
+    return subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", playbook],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=str(workdir))

@@ -5,27 +5,10 @@ server is read; a correct set of settings passes the check and reaches the first
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
-
-PLAY = """\
-- name: The preflight alone
-  hosts: localhost
-  gather_facts: false
-  vars_files: [vars.yml]
-  tasks:
-    - name: Preflight
-      ansible.builtin.include_role:
-        name: chroma_preflight
-"""
+from module_play import run_role_play
 
 GOOD: dict[str, Any] = {
     "chroma_source": {"url": "http://127.0.0.1:9"}, "chroma_target": {"url": "http://127.0.0.1:10"},
@@ -36,12 +19,7 @@ GOOD: dict[str, Any] = {
 
 
 def run_preflight(tmp_path: Path, settings: dict[str, Any]) -> tuple[int, str]:
-    (tmp_path / "vars.yml").write_text(yaml.safe_dump({"chroma_runs_dir": str(tmp_path / "runs"), **settings}))
-    (tmp_path / "preflight.yml").write_text(PLAY)
-    env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-               ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "preflight.yml"],
-                          env=env, capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    proc = run_role_play(tmp_path, "chroma_preflight", {"chroma_runs_dir": str(tmp_path / "runs"), **settings})
     return proc.returncode, proc.stdout + proc.stderr
 
 

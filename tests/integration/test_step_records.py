@@ -9,26 +9,17 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from module_play import run_module
+from module_play import run_module, run_role_play
 
 REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
 
-GATE_PLAY = """\
-- name: The gate alone
-  hosts: localhost
-  gather_facts: false
-  vars_files: [vars.yml]
-  tasks:
+OPEN_RUN = """\
     - name: Open a run
       chroma_run:
         action: open
@@ -40,24 +31,14 @@ GATE_PLAY = """\
         chroma_run_id: "{{ opened.run_id }}"
         chroma_run_state: "{{ opened.state }}"
 
-    - name: Go or no-go
-      ansible.builtin.include_role:
-        name: chroma_gate
 """
 
 
 def run_gate(tmp_path: Path, verdict: dict[str, Any], **extra: Any) -> tuple[int, str, dict[str, Any]]:
     runs = tmp_path / "runs"
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "vars.yml").write_text(yaml.safe_dump({
+    proc = run_role_play(tmp_path, "chroma_gate", {
         "chroma_runs_dir": str(runs), "chroma_source": {"url": "http://127.0.0.1:9"},
-        "chroma_validate_result": verdict, **extra}))
-    (tmp_path / "gate.yml").write_text(GATE_PLAY)
-    env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-               ANSIBLE_LIBRARY=str(REPO / "library"), ANSIBLE_MODULE_UTILS=str(REPO / "module_utils"),
-               ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "gate.yml"],
-                          env=env, capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+        "chroma_validate_result": verdict, **extra}, tasks_before=OPEN_RUN, playbook="gate.yml")
     state = json.loads(next(runs.glob("*/state.json")).read_text())
     return proc.returncode, proc.stdout + proc.stderr, state
 
