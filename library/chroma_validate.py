@@ -122,8 +122,8 @@ options:
   expected_fingerprint:
     description:
       - "The source's fingerprint taken with the snapshot (chroma_snapshot C(fingerprint), chroma_info C(fingerprint)).
-        When given (and O(phase) is not C(precopy)), the gate's drift check runs beside the validation: a thread
-        fingerprints the live O(source) (the collections of the fingerprint's C(scope)) while the checks run, and
+        When given (and O(phase) is not C(precopy)), the gate's drift check runs beside the validation: a forked
+        child process (started before the module opens any connection) fingerprints the live O(source) (the collections of the fingerprint's C(scope)) while the checks run, and
         C(drift_check) says whether anything was created, dropped or written since the snapshot."
       - "The validation itself still reads O(source_snapshot) when given; only the drift check reads the live server."
     type: dict
