@@ -89,7 +89,9 @@ test-unit: venv ## pytest unit tests (pure functions)
 # --no-loadscope-reorder: files run in the order tests/conftest.py gives (slowest first).
 # PYTEST_XDIST= (empty) runs them one after another; --durations lists the slowest tests.
 PYTEST_XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
-PYTEST_REPORT ?= --durations=20
+PYTEST_REPORT ?= --durations=20 --junitxml=$(PYTEST_XML)
+# pytest's JUnit report: `make test` names the failed tests again at its very end from it.
+PYTEST_XML ?= $(CURDIR)/.cache/pytest-report.xml
 
 test-integration: venv nginx legacy-venvs lab-deps ## pytest integration tests (real chroma, nginx, supervisord, ansible-playbook), 2 workers
 	@$(PYTEST) -q $(PYTEST_XDIST) $(PYTEST_REPORT) tests/integration
@@ -111,9 +113,10 @@ TEST_PARTS := lint test-pytest molecule
 test: venv nginx legacy-venvs lab-deps ## everything CI runs: lint, pytest (all of tests/), every molecule scenario
 	@export CHROMA_LAB_NETNS_REGISTRY=$$(mktemp /tmp/chroma-lab-netns.XXXXXX); \
 	trap 'cd $(CURDIR) && $(BIN)/python -m lab.netns cleanup --registry "$$CHROMA_LAB_NETNS_REGISTRY"; rm -f "$$CHROMA_LAB_NETNS_REGISTRY"' EXIT; \
-	failed=""; for part in $(TEST_PARTS); do \
+	rm -f $(PYTEST_XML); failed=""; for part in $(TEST_PARTS); do \
 	  s=$$SECONDS; echo "==> $$part"; \
 	  $(MAKE) --no-print-directory $$part || failed="$$failed $$part"; \
 	  echo "<== $$part: $$((SECONDS - s))s"; \
 	done; \
+	if [[ "$$failed" == *test-pytest* ]]; then $(BIN)/python tests/failed_tests.py $(PYTEST_XML); fi; \
 	if [ -n "$$failed" ]; then echo "make test FAILED:$$failed" >&2; exit 1; fi; echo "make test passed"
