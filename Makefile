@@ -103,8 +103,11 @@ lint: venv ## yamllint and ansible-lint --profile production over the whole repo
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
 
-molecule: venv nginx legacy-venvs lab-deps ## every molecule scenario, one after another, on the lab (default driver)
-	$(BIN)/molecule test --all
+# Two lanes side by side (each scenario has its own lab directory and port span); a scenario
+# no lane names joins the shorter lane (MOLECULE_LANES=default: one lane, all of them, default first).
+MOLECULE_LANES ?= resume,default,legacy_source multihost,rollback_after_cutover,rollback
+molecule: venv nginx legacy-venvs lab-deps ## every molecule scenario on the lab (default driver), in two lanes that run side by side
+	@$(BIN)/python tests/molecule_lanes.py $(MOLECULE_LANES)
 
 # `make test` runs every part even when one fails, prints each part's time, and
 # fails at the end naming the parts that failed. Every multi-host lab it makes is
