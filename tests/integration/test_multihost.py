@@ -1,14 +1,15 @@
 """The runbook over SSH on the multi-host lab: proxy and app hosts in network namespaces.
 
-One lab for the module (lab/netns.py, a small dataset). In order:
-1. migrate.yml cuts both apps over: every task on the proxy and the apps runs over SSH
-   (become), the config backups come back to the controller, health checks run there;
-2. rollback.yml after the cutover puts the apps back from those backups and opens writes;
-3. a fault: app_chatbot's link goes down right after its config was edited, in the middle
-   of the cutover. The run rolls back what it can reach (app_openwebui), names app_chatbot
-   as unreachable in its output and in the rollback report, and keeps writes frozen (an app
-   that may still serve from the target must not see the source open for writes);
-4. once the link is back, rollback.yml restores app_chatbot and opens writes.
+One lab for the module (lab/netns.py, a small dataset). The happy path over SSH (migrate.yml
+cuts both apps over, rollback.yml puts them back) is the molecule scenario `multihost`; here:
+1. migrate.yml with a fault: app_chatbot's link goes down right after its config was edited,
+   in the middle of the cutover. Every task on the proxy and the apps ran over SSH (become),
+   each host's own sshd saw the logins; the config backups came back to the controller before
+   the edit. The run rolls back what it can reach (app_openwebui), names app_chatbot as
+   unreachable in its output and in the rollback report, and keeps writes frozen (an app that
+   may still serve from the target must not see the source open for writes);
+2. once the link is back, rollback.yml (drop_target) restores app_chatbot, opens writes and
+   drops what the run wrote to the target.
 """
 from __future__ import annotations
 
@@ -89,42 +90,6 @@ def _ssh_logins(lab: HostsLab, host: str) -> list[str]:
     return [line for line in log.read_text().splitlines() if "Accepted publickey" in line]
 
 
-def test_migrate_over_ssh_cuts_both_app_hosts_over(lab: HostsLab, tmp_path: Path) -> None:
-    originals = {name: lab.app_config(name) for name in lab.apps}
-    run = lab.playbook("migrate.yml", tmp_path, {"confirm": "yes"})
-    assert run.status == "successful", run.explain()
-    hosts = lab.map["hosts"]
-    # the proxy and the apps were reached over SSH, each by its own sshd, from the controller's veth
-    gateway = lab.map["network"]["gateway"]
-    for host in ("lab_proxy", "app_openwebui", "app_chatbot"):
-        logins = _ssh_logins(lab, host)
-        assert logins and all(f"from {gateway} " in line for line in logins), (host, logins[:3])
-        assert hosts[host]["address"].startswith("10.231.")
-    assert any(e["event_data"].get("host") == "app_chatbot" and e["event"] == "runner_on_ok"
-               and e["event_data"].get("task", "").startswith("Restart the app with its manager - supervisor") for e in run.events)
-    for name in lab.apps:
-        assert lab.app_health(name)["chroma_url"] == lab.target
-        backup = lab.latest_run() / "backups" / name / "app.env"
-        assert backup.read_text() == originals[name], f"the backup of {name} was not fetched to the controller"
-    assert "CHROMA_HTTP_HEADERS=X-Chroma-Token=lab-token-7f3c9a" in lab.app_config("app_openwebui")
-    assert "lab-token-7f3c9a" not in run.stdout
-    status, refused = http(f"{lab.front_door}{DB_API}/collections", body={"name": "x"}, method="POST")
-    assert status == 503 and refused["error"] == "WritesFrozen", refused
-
-
-def test_rollback_over_ssh_after_the_cutover(lab: HostsLab, tmp_path: Path) -> None:
-    run = lab.playbook("rollback.yml", tmp_path, {"drop_target": True})
-    assert run.status == "successful", run.explain()
-    for name in lab.apps:
-        assert lab.app_health(name)["chroma_url"] == lab.front_door
-    assert f"CHROMADB_URL={lab.front_door}\n" in lab.app_config("app_chatbot")
-    status, body = http(f"{lab.front_door}{DB_API}/collections", body={"name": "mh_open", "get_or_create": True},
-                        method="POST")
-    assert status == 200, body
-    http(f"{lab.source}{DB_API}/collections/mh_open", method="DELETE")
-    assert lab.counts(lab.target) == {}
-
-
 def _cut_off_when_edited(lab: HostsLab, app: str, stop: threading.Event, seen: dict[str, float]) -> None:
     """Take ``app``'s link down as soon as the cutover has rewritten its config (the host shares our disk)."""
     path, target_port = Path(lab.map["apps"][app]["env"]), lab.target.rsplit(":", 1)[1]
@@ -138,6 +103,7 @@ def _cut_off_when_edited(lab: HostsLab, app: str, stop: threading.Event, seen: d
 
 def test_an_app_host_lost_mid_cutover_is_named_and_writes_stay_frozen(lab: HostsLab, tmp_path: Path,
                                                                       receiver: WebhookReceiver) -> None:
+    originals = {name: lab.app_config(name) for name in lab.apps}
     stop, seen = threading.Event(), {}
     watcher = threading.Thread(target=_cut_off_when_edited, args=(lab, "app_chatbot", stop, seen), daemon=True)
     watcher.start()
@@ -149,6 +115,17 @@ def test_an_app_host_lost_mid_cutover_is_named_and_writes_stay_frozen(lab: Hosts
         watcher.join(timeout=5)
     assert "down_at" in seen, "the cutover never edited app_chatbot's config"
     assert run.status == "failed", run.explain()
+    # the proxy and the apps were reached over SSH, each by its own sshd, from the controller's veth
+    gateway = lab.map["network"]["gateway"]
+    for host in ("lab_proxy", "app_openwebui", "app_chatbot"):
+        logins = _ssh_logins(lab, host)
+        assert logins and all(f"from {gateway} " in line for line in logins), (host, logins[:3])
+        assert lab.map["hosts"][host]["address"].startswith("10.231.")
+    # each config came back to the controller before the cutover edited it; the header value is never shown
+    for name in lab.apps:
+        backup = lab.latest_run() / "backups" / name / "app.env"
+        assert backup.read_text() == originals[name], f"the backup of {name} was not fetched to the controller"
+    assert "lab-token-7f3c9a" in originals["app_openwebui"] and "lab-token-7f3c9a" not in run.stdout
     stop_msg = dict(run.failed_tasks).get("Stop - the migration did not complete", "")
     assert "app_chatbot" in stop_msg and "unreachable" in stop_msg and "FROZEN" in stop_msg, run.failed_tasks
     # the reachable app is back on the source, the lost one is named, the freeze holds
@@ -166,7 +143,7 @@ def test_an_app_host_lost_mid_cutover_is_named_and_writes_stay_frozen(lab: Hosts
 
     # the host comes back: a later rollback.yml restores it and opens writes
     netns.set_link(netns.topology(lab.root), "app_chatbot", "up")
-    back = lab.playbook("rollback.yml", tmp_path / "again")
+    back = lab.playbook("rollback.yml", tmp_path / "again", {"drop_target": True})
     assert back.status == "successful", back.explain()
     for name in lab.apps:
         assert lab.app_health(name)["chroma_url"] == lab.front_door
@@ -177,3 +154,4 @@ def test_an_app_host_lost_mid_cutover_is_named_and_writes_stay_frozen(lab: Hosts
                         method="POST")
     assert status == 200, body
     http(f"{lab.source}{DB_API}/collections/mh_open2", method="DELETE")
+    assert lab.counts(lab.target) == {}
