@@ -110,16 +110,23 @@ molecule: venv nginx legacy-venvs lab-deps ## every molecule scenario on the lab
 	@$(BIN)/python tests/molecule_lanes.py $(MOLECULE_LANES)
 
 # `make test` runs every part even when one fails, prints each part's time, and
-# fails at the end naming the parts that failed. Every multi-host lab it makes is
-# listed in a registry file and removed at exit (namespaces included), even after a failure.
-TEST_PARTS := lint test-pytest molecule
-test: venv nginx legacy-venvs lab-deps ## everything CI runs: lint, pytest (all of tests/), every molecule scenario
+# fails at the end naming the parts that failed: pytest, then molecule with the lint beside it
+# (molecule's lanes leave part of a core idle; the lint's output is printed after molecule's).
+# Every multi-host lab it makes is listed in a registry file and removed at exit (namespaces
+# included), even after a failure.
+LINT_LOG := $(CURDIR)/.cache/lint.log
+test: venv nginx legacy-venvs lab-deps ## everything CI runs: pytest (all of tests/), every molecule scenario, lint beside them
 	@export CHROMA_LAB_NETNS_REGISTRY=$$(mktemp /tmp/chroma-lab-netns.XXXXXX); \
 	trap 'cd $(CURDIR) && $(BIN)/python -m lab.netns cleanup --registry "$$CHROMA_LAB_NETNS_REGISTRY"; rm -f "$$CHROMA_LAB_NETNS_REGISTRY"' EXIT; \
-	rm -f $(PYTEST_XML); failed=""; for part in $(TEST_PARTS); do \
-	  s=$$SECONDS; echo "==> $$part"; \
-	  $(MAKE) --no-print-directory $$part || failed="$$failed $$part"; \
-	  echo "<== $$part: $$((SECONDS - s))s"; \
-	done; \
+	mkdir -p $(dir $(LINT_LOG)); rm -f $(PYTEST_XML) $(LINT_LOG); failed=""; \
+	s=$$SECONDS; echo "==> test-pytest"; \
+	$(MAKE) --no-print-directory test-pytest || failed="$$failed test-pytest"; \
+	echo "<== test-pytest: $$((SECONDS - s))s"; \
+	( t=$$SECONDS; rc=0; $(MAKE) --no-print-directory lint || rc=$$?; echo "lint took $$((SECONDS - t))s"; exit $$rc ) \
+	  > $(LINT_LOG) 2>&1 & lint_pid=$$!; \
+	s=$$SECONDS; echo "==> molecule (lint runs beside it: its output follows)"; \
+	$(MAKE) --no-print-directory molecule || failed="$$failed molecule"; \
+	echo "<== molecule: $$((SECONDS - s))s"; \
+	echo "==> lint"; wait $$lint_pid || failed="$$failed lint"; cat $(LINT_LOG); echo "<== lint"; \
 	if [[ "$$failed" == *test-pytest* ]]; then $(BIN)/python tests/failed_tests.py $(PYTEST_XML); fi; \
 	if [ -n "$$failed" ]; then echo "make test FAILED:$$failed" >&2; exit 1; fi; echo "make test passed"
