@@ -7,7 +7,7 @@ port span (molecule/*/molecule.yml), so two lanes can run at once: each lane
 runs its scenarios one after another, a scenario's whole output goes to its log
 and is printed in one piece when it ends, and a summary closes the run.
 
-    python tests/molecule_lanes.py default,resume,legacy_source multihost,rollback,rollback_after_cutover
+    python tests/molecule_lanes.py resume,default,legacy_source multihost,rollback_after_cutover,rollback
 
 Every scenario under molecule/ runs: one that no lane names joins the lane
 with the fewest. A lane goes on after a failed scenario; the exit status is 1
@@ -33,6 +33,10 @@ class Outcome:
     returncode: int
     seconds: float
     log: Path
+
+    @property
+    def verdict(self) -> str:
+        return "passed" if self.returncode == 0 else f"FAILED (exit {self.returncode})"
 
 
 def scenarios(repo: Path = REPO) -> list[str]:
@@ -67,12 +71,11 @@ def run_scenario(scenario: str, lane: int) -> Outcome:
 
 
 def report(outcome: Outcome, lock: threading.Lock) -> None:
-    verdict = "passed" if outcome.returncode == 0 else f"FAILED (exit {outcome.returncode})"
     with lock:
-        print(f"---- molecule {outcome.scenario} (lane {outcome.lane}): {verdict} in {outcome.seconds:.0f}s; "
+        print(f"---- molecule {outcome.scenario} (lane {outcome.lane}): {outcome.verdict} in {outcome.seconds:.0f}s; "
               f"its output ({outcome.log}):", flush=True)
         sys.stdout.write(outcome.log.read_text(errors="replace"))
-        print(f"---- end of molecule {outcome.scenario}: {verdict}", flush=True)
+        print(f"---- end of molecule {outcome.scenario}: {outcome.verdict}", flush=True)
 
 
 def run_lanes(lanes: list[list[str]]) -> list[Outcome]:
@@ -98,8 +101,8 @@ def run_lanes(lanes: list[list[str]]) -> list[Outcome]:
 def summary(outcomes: list[Outcome], seconds: float) -> str:
     lines = [f"molecule: {len(outcomes)} scenario(s) in {seconds:.0f}s"]
     for outcome in sorted(outcomes, key=lambda item: (item.lane, item.scenario)):
-        verdict = "passed" if outcome.returncode == 0 else f"FAILED (exit {outcome.returncode}), log {outcome.log}"
-        lines.append(f"  lane {outcome.lane}  {outcome.scenario:<24} {outcome.seconds:5.0f}s  {verdict}")
+        where = "" if outcome.returncode == 0 else f", log {outcome.log}"
+        lines.append(f"  lane {outcome.lane}  {outcome.scenario:<24} {outcome.seconds:5.0f}s  {outcome.verdict}{where}")
     return "\n".join(lines)
 
 
