@@ -16,6 +16,7 @@ import fcntl
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -118,8 +119,11 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parse_args(argv)
     if args.command == "venv":
-        for version in (VERSIONS if args.version == "all" else (args.version,)):
-            print(f"lab.legacy: Chroma {version}: {ensure_venv(version)}", flush=True)
+        wanted = VERSIONS if args.version == "all" else (args.version,)
+        # one build per version, side by side: each is mostly pip waiting on downloads and unpacking
+        with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+            for version, built in zip(wanted, pool.map(ensure_venv, wanted)):
+                print(f"lab.legacy: Chroma {version}: {built}", flush=True)
         return 0
     ensure_venv(args.version)
     if args.command == "serve":

@@ -7,7 +7,7 @@ port span (molecule/*/molecule.yml), so two lanes can run at once: each lane
 runs its scenarios one after another, a scenario's whole output goes to its log
 and is printed in one piece when it ends, and a summary closes the run.
 
-    python tests/molecule_lanes.py resume,default,legacy_source multihost,rollback_after_cutover,rollback
+    python tests/molecule_lanes.py resume,legacy_source,rollback_after_cutover multihost,rollback,default
 
 Every scenario under molecule/ runs: one that no lane names joins the lane
 with the fewest. A lane goes on after a failed scenario; the exit status is 1
