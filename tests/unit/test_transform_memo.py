@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from tests.lab_vars import group_var
 
+from chroma_runbook.io.fingerprint import record_digest
 from chroma_runbook.io.records import Record
 from chroma_runbook.migrate.record_checks import RecordValidator
 from chroma_runbook.migrate.transform import Transformer
@@ -19,7 +20,6 @@ from chroma_runbook.migrate.transform_memo import (
     TransformMemo,
     memo_signature,
     memo_transformer,
-    source_digest,
 )
 from lab import dataset
 
@@ -126,7 +126,7 @@ def test_an_output_json_would_change_is_not_stored(tmp_path: Path) -> None:
     nan_out = dataclasses.replace(record, metadata={"x": math.nan}, target_collection="t")
     big_out = dataclasses.replace(record, metadata={"x": 2 ** 70}, target_collection="t")
     surrogate_out = dataclasses.replace(record, metadata={"x": "\ud800"}, target_collection="t")
-    digest = source_digest(record)
+    digest = record_digest(record)
     assert not memo.remember(record, "l2", digest, nan_out)
     assert not memo.remember(record, "l2", digest, big_out)
     assert not memo.remember(record, "l2", digest, surrogate_out)
@@ -154,11 +154,13 @@ def test_the_cross_record_checks_still_see_reused_records(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("meta", [None, {}, {"a": [1, 2]}, {"a": "ü"}])
-def test_source_digest_tells_apart_what_transform_tells_apart(meta: dict | None) -> None:
+def test_the_record_digest_tells_apart_what_transform_tells_apart(meta: dict | None) -> None:
     record = rec(meta=meta)
-    assert source_digest(record) == source_digest(dataclasses.replace(record))
-    assert source_digest(record) != source_digest(dataclasses.replace(record, id="other"))
-    assert source_digest(record) != source_digest(dataclasses.replace(record, embedding=None))
+    assert record_digest(record) == record_digest(dataclasses.replace(record))
+    assert record_digest(record) != record_digest(dataclasses.replace(record, id="other"))
+    assert record_digest(record) != record_digest(dataclasses.replace(record, embedding=None))
+    empty = dataclasses.replace(record, embedding=np.zeros(0, dtype=np.float32))
+    assert record_digest(empty) != record_digest(dataclasses.replace(record, embedding=None))
 
 
 @pytest.mark.parametrize("one, other", [
@@ -166,10 +168,10 @@ def test_source_digest_tells_apart_what_transform_tells_apart(meta: dict | None)
     ({"a": math.inf}, {"a": None}), ({"a": 2 ** 70}, {"a": 2 ** 70 + 1}), ({"a": "\ud800"}, {"a": "\ud801"}),
     ({"a": [1, 2]}, {"a": [2, 1]}), (None, {}),
 ])
-def test_source_digest_keeps_json_types_apart(one: dict | None, other: dict | None) -> None:
+def test_the_record_digest_keeps_json_types_apart(one: dict | None, other: dict | None) -> None:
     base = rec()
-    assert source_digest(dataclasses.replace(base, metadata=one)) != source_digest(dataclasses.replace(base, metadata=other))
-    assert source_digest(dataclasses.replace(base, metadata=one)) == source_digest(dataclasses.replace(base, metadata=one))
+    assert record_digest(dataclasses.replace(base, metadata=one)) != record_digest(dataclasses.replace(base, metadata=other))
+    assert record_digest(dataclasses.replace(base, metadata=one)) == record_digest(dataclasses.replace(base, metadata=one))
 
 
 def test_the_transforms_own_code_is_part_of_the_signature(monkeypatch: pytest.MonkeyPatch) -> None:

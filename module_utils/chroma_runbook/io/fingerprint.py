@@ -22,12 +22,18 @@ from .source import FULL_READ_PAGE_SIZE, iter_pages, select_collections
 
 
 def record_digest(record: Record) -> bytes:
+    """SHA-256 of one record's content: id, document and metadata as exact JSON (1 and 1.0, True and 1,
+    None and NaN stay apart; metadata keys sorted), and the embedding's float32 bytes behind a mark that
+    keeps a missing embedding apart from an empty one. The drift check's fingerprint and the transform
+    memo (migrate/transform_memo.py) both hash records with it."""
     digest = hashlib.sha256()
     digest.update(record.id.encode("utf-8", "surrogatepass") + b"\0")
     digest.update(exact_json_bytes(record.document) + b"\0")
     digest.update(exact_json_bytes(record.metadata, sort_keys=True) + b"\0")
-    if record.embedding is not None:
-        digest.update(np.asarray(record.embedding, dtype=np.float32).tobytes())
+    if record.embedding is None:
+        digest.update(b"\0")
+    else:
+        digest.update(b"\1" + np.ascontiguousarray(record.embedding, dtype=np.float32).tobytes())
     return digest.digest()
 
 

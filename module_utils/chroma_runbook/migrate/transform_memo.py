@@ -6,9 +6,10 @@ distance space and the routing and profile options. The pre-copy (and the pre-va
 transform every record while the source is live; under the freeze the delta (and the
 validation) read the frozen source again, where nearly every record is the same. A
 :class:`MemoTransformer` looks each record up by ``(source collection, id)`` in a
-:class:`TransformMemo` and reuses the stored output only when the record's *source digest*
-(id, document, metadata with its exact JSON types, float32 embedding bytes) and the distance
-space are the same as when it was stored; anything else is transformed again and stored.
+:class:`TransformMemo` and reuses the stored output only when the record's digest
+(io/fingerprint.record_digest: id, document, metadata with its exact JSON types, float32
+embedding bytes) and the distance space are the same as when it was stored; anything else is
+transformed again and stored.
 
 The memo is a cache, never a source of truth: it lives in the run's checkpoint directory
 (private), it is emptied when the options or the transform's code differ from those that
@@ -25,17 +26,17 @@ import os
 import sqlite3
 from typing import Any, Optional, Sequence
 
-import numpy as np
 import orjson
 
-from ..io.exact_json import exact_json_bytes, json_exact
+from ..io.exact_json import json_exact
+from ..io.fingerprint import record_digest
 from ..io.records import Record
 from ..run import templating
 from . import profile, record_checks, routing, transform
 from .precopy import remove_store
 from .transform import Transformer
 
-MEMO_FORMAT = 1
+MEMO_FORMAT = 2  # 2: records hashed with io/fingerprint.record_digest (1 had a digest of its own)
 FLUSH_EVERY = 2000
 _CODE_MODULES = (transform, record_checks, profile, routing, templating)
 
@@ -70,21 +71,8 @@ def memo_signature(transformer: Transformer) -> Optional[str]:
     return hashlib.sha256(payload.encode("utf-8") + b"\0" + _code_text().encode("utf-8")).hexdigest()
 
 
-def source_digest(record: Record) -> bytes:
-    """id, document, metadata (exact JSON: 1 and 1.0, True and 1, None and NaN stay apart) and embedding bytes."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(record.id.encode("utf-8", "surrogatepass") + b"\0")
-    h.update(b"\0" if record.document is None else b"\1" + record.document.encode("utf-8", "surrogatepass"))
-    h.update(b"\0" + exact_json_bytes(record.metadata, sort_keys=True) + b"\0")
-    if record.embedding is None:
-        h.update(b"\0")
-    else:
-        h.update(b"\1" + np.ascontiguousarray(record.embedding, dtype=np.float32).tobytes())
-    return h.digest()
-
-
 class TransformMemo:
-    """``(source collection, id) -> (source digest, space, target, metadata, issues)`` in SQLite."""
+    """``(source collection, id) -> (record digest, space, target, metadata, issues)`` in SQLite."""
 
     def __init__(self, path: str, signature: str) -> None:
         self.path = path
@@ -194,7 +182,7 @@ class MemoTransformer:
             self._ahead = (source, self.memo.rows(source, ids))
 
     def transform(self, record: Record, source_space: Optional[str] = None) -> Record:
-        digest = source_digest(record)
+        digest = record_digest(record)
         ahead = self._ahead[1] if self._ahead[0] == record.source_collection else None
         out = self.memo.lookup(record, source_space, digest, ahead) if self._lookups else None
         if out is not None:
