@@ -3,11 +3,13 @@
     .venv/bin/python bench/bench_read_pages.py [--dir /tmp/read-pages-lab] [--port-base 24200]
                                                [--sizes 1000,250] [--rounds 4]
 
-Starts a fresh lab (its source: 8,832 records x 768 in six collections), then for each round and
-each page size (alternating, so drift in the box's load hits every size alike) takes a logical
-snapshot with its fingerprint (what chroma_snapshot does under the freeze) and a fingerprint alone
-(what the drift check does), and prints each time, then the median per page size. The lab is torn
-down afterwards. Asserts nothing.
+Starts a fresh lab (its source: 8,832 records x 768 in six collections of 800 to 3,000), then for
+each round and each page size (alternating, so drift in the box's load hits every size alike) takes
+a logical snapshot with its fingerprint (what chroma_snapshot does under the freeze) and a
+fingerprint alone (what the drift check does), and prints each time, then the median per page size.
+A page size is the most records per request: a collection it would read in fewer than four pages is
+read in smaller ones (io/source.overlap_page_size), so 1000 reads the lab in pages of 250-750 and
+250 in pages of 250. The lab is torn down afterwards. Asserts nothing.
 """
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ options:
   page_size:
     description: Records read per request (logical).
     type: int
-    default: 250
+    default: 1000
   snapshot_id:
     description: Id recorded in the manifest. Default C(snap-<UTC time>-<random>).
     type: str
@@ -174,7 +174,7 @@ ARGUMENT_SPEC = {
     "source": connection_option(required=False),
     "path": {"type": "path", "required": True},
     "collections": {"type": "list", "elements": "str"},
-    "page_size": {"type": "int", "default": 250},
+    "page_size": {"type": "int", "default": 1000},
     "snapshot_id": {"type": "str"},
     "fingerprint": {"type": "bool", "default": False},
     "persist_dir": {"type": "path"},

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chroma_runbook.io.source import iter_pages
+from chroma_runbook.io.source import iter_pages, overlap_page_size
 
 
 class SlowCollection:
@@ -80,3 +80,19 @@ def test_a_failed_read_reaches_the_caller_after_the_pages_before_it() -> None:
 def test_a_page_size_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="page_size must be >= 1"):
         iter_pages(SlowCollection(3), 0)
+
+
+@pytest.mark.parametrize("n, sizes", [
+    (832, [250, 250, 250, 82]),            # one page of 1,000 would leave nothing to overlap
+    (3000, [750, 750, 750, 750]),
+    (40_000, [1000] * 40),                 # a large collection keeps the page size asked for
+])
+def test_a_small_collection_is_read_ahead_in_smaller_pages(n: int, sizes: list[int]) -> None:
+    pages = list(iter_pages(SlowCollection(n), 1000, read_ahead=2))
+    assert [len(p["ids"]) for p in pages] == sizes
+    assert [i for p in pages for i in p["ids"]] == [f"r{i}" for i in range(n)]
+
+
+def test_pages_read_one_at_a_time_keep_the_size_asked_for() -> None:
+    assert [len(p["ids"]) for p in iter_pages(SlowCollection(832), 1000, read_ahead=0)] == [832]
+    assert overlap_page_size(0, 1000) == 250 and overlap_page_size(100, 5) == 5

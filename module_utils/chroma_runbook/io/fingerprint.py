@@ -18,7 +18,7 @@ import numpy as np
 from .exact_json import exact_json_bytes
 from .paging import page_to_records
 from .records import Record
-from .source import FULL_READ_PAGE_SIZE, iter_pages, select_collections
+from .source import iter_pages, select_collections
 
 
 def record_digest(record: Record) -> bytes:
@@ -63,8 +63,7 @@ def assemble(per: dict[str, Any], collections: Optional[Sequence[str]]) -> dict[
     return {"collections": per, "sha256": overall, "scope": sorted(collections) if collections else "all"}
 
 
-def take_fingerprint(client: Any, collections: Optional[Sequence[str]] = None,
-                     page_size: int = FULL_READ_PAGE_SIZE) -> dict[str, Any]:
+def take_fingerprint(client: Any, collections: Optional[Sequence[str]] = None, page_size: int = 1000) -> dict[str, Any]:
     """The fingerprint of every collection (or those named) of ``client`` (a source.open_source reader)."""
     per: dict[str, Any] = {}
     for collection in select_collections(client, sorted(collections) if collections else None):

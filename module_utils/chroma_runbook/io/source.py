@@ -46,11 +46,14 @@ from urllib.parse import quote
 from .connection import ConnectionSpec, connect
 
 INCLUDE_ALL = ["embeddings", "documents", "metadatas"]
-# Records per get() when a whole collection is read with its embeddings (snapshot, fingerprint):
-# small enough that the read-ahead overlaps pages even in a collection of ~1,000 records. Reading
-# the lab source (8,832 x 768) took 1.8-1.9 s in pages of 250 against 2.1-2.5 s in pages of 1,000
-# (bench/bench_read_pages.py).
-FULL_READ_PAGE_SIZE = 250
+# A read ahead (iter_pages) splits a collection that its page size would read in fewer than
+# PAGES_TO_OVERLAP pages into that many, each of at least SMALLEST_OVERLAP_PAGE records: one or
+# two pages leave nothing to overlap. Read in pages of 250, the lab source (8,832 x 768 in collections
+# of 800 to 3,000) took 1.8-1.9 s against 2.1-2.5 s in pages of 1,000 (bench/bench_read_pages.py). A large
+# collection keeps the page size asked for: paging by offset costs the server more per page the
+# further it goes, so more, smaller pages would cost it more.
+PAGES_TO_OVERLAP = 4
+SMALLEST_OVERLAP_PAGE = 250
 SUPPORTED = "Chroma 0.4.x and 0.5.x (read over their /api/v1 REST API) and Chroma 1.x"
 LEGACY_SERIES = ("0.4", "0.5")
 SQLITE_FILE = "chroma.sqlite3"
@@ -366,14 +369,23 @@ def read_page(collection: Any, offset: int, limit: int, include: Sequence[str] =
     return collection.get(limit=limit, offset=offset, include=list(include))
 
 
+def overlap_page_size(count: int, page_size: int) -> int:
+    """Records per page for a read ahead of ``count`` records: ``page_size``, or less for a collection
+    it would read in fewer than PAGES_TO_OVERLAP pages (never below SMALLEST_OVERLAP_PAGE, nor above
+    ``page_size``)."""
+    return min(page_size, max(SMALLEST_OVERLAP_PAGE, -(-count // PAGES_TO_OVERLAP)))
+
+
 def iter_pages(collection: Any, page_size: int, read_ahead: int = 2) -> Iterator[dict[str, Any]]:
-    """Every page of ``collection`` in the server's stable order, ``page_size`` records at a time.
+    """Every page of ``collection`` in the server's stable order, ``page_size`` records at a time
+    at the most.
 
     With ``read_ahead`` > 0 (a frozen source: the offsets come from ``count()``), two threads keep
     ``read_ahead`` + 1 more pages in flight while the caller handles this one, so the server's work,
-    the parsing of the answers and the caller's work overlap; pages are still yielded in order,
-    and past the counted records (a count that went stale) the rest is read one page at a time
-    until a short page. 0 reads one page at a time.
+    the parsing of the answers and the caller's work overlap; a small collection is read in smaller
+    pages (overlap_page_size), so that there is something to overlap. Pages are still yielded in
+    order, and past the counted records (a count that went stale) the rest is read one page at a
+    time until a short page. 0 reads one page at a time.
     """
     if page_size < 1:
         raise ValueError(f"page_size must be >= 1, got {page_size}")
@@ -382,8 +394,10 @@ def iter_pages(collection: Any, page_size: int, read_ahead: int = 2) -> Iterator
     return _pages_ahead(collection, page_size, read_ahead)
 
 
-def _pages_ahead(collection: Any, page_size: int, read_ahead: int) -> Iterator[dict[str, Any]]:
-    offsets = iter(range(0, int(collection.count()), page_size))
+def _pages_ahead(collection: Any, largest: int, read_ahead: int) -> Iterator[dict[str, Any]]:
+    counted = int(collection.count())
+    page_size = overlap_page_size(counted, largest)
+    offsets = iter(range(0, counted, page_size))
     offset, last = 0, page_size
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="chroma-read-ahead") as pool:
         pending: deque[Future[dict[str, Any]]] = deque()

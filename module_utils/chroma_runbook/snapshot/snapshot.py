@@ -31,7 +31,7 @@ from ..io.fsutil import HashingWriter, make_private_dir, publish_dir, remove_tre
 from ..io.source import iter_pages
 from .manifest import FORMAT, FORMAT_VERSION, file_entry, looks_complete, write_manifest
 
-DEFAULT_PAGE_SIZE = source.FULL_READ_PAGE_SIZE
+DEFAULT_PAGE_SIZE = 1000
 EMBEDDING_DTYPE = np.dtype("<f4")
 
 
