@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,18 +25,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
+from bench_lab_window import labctl  # noqa: E402
 from module_utils.chroma_runbook.io.fingerprint import take_fingerprint  # noqa: E402
 from module_utils.chroma_runbook.io.source import open_source  # noqa: E402
 from module_utils.chroma_runbook.snapshot.snapshot import take_snapshot  # noqa: E402
-
-PYTHON = str(REPO / ".venv" / "bin" / "python")
-
-
-def labctl(action: str, lab_dir: str, port_base: int, *extra: str) -> None:
-    subprocess.run([PYTHON, "-m", "lab.labctl", action, *extra, "--dir", lab_dir, "--port-base", str(port_base)],
-                   cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-
 
 def timed_snapshot(url: str, page_size: int) -> float:
     scratch = Path(tempfile.mkdtemp(prefix="bench-read-pages-"))

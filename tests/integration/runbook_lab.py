@@ -140,6 +140,12 @@ class Lab:
         return json.loads((self.latest_run() / "state.json").read_text())
 
 
+# The cutover's config edit of an app with Open WebUI's keys (the lab's app_openwebui).
+OPENWEBUI_EDIT_TASK = ("Back up the config file (once per run) and point the app's Chroma settings at the target - "
+                       "CHROMA_HTTP_HOST, CHROMA_HTTP_PORT, CHROMA_HTTP_SSL, CHROMA_HTTP_HEADERS, CHROMA_TENANT, "
+                       "CHROMA_DATABASE")
+
+
 @dataclass
 class PlaybookRun:
     """What ansible-runner saw: status, stats and the events that matter."""
@@ -170,6 +176,10 @@ class PlaybookRun:
     def task_results(self, task: str) -> list[dict[str, Any]]:
         return [e["event_data"].get("res", {}) for e in self.events
                 if e.get("event") in ("runner_on_ok", "runner_on_failed") and e["event_data"].get("task") == task]
+
+    def openwebui_config_edits(self) -> list[dict[str, Any]]:
+        """The results of the config edit of the apps with Open WebUI's keys (header values are secrets there)."""
+        return [r for r in self.task_results(OPENWEBUI_EDIT_TASK) if "CHROMA_HTTP_HEADERS" in r.get("keys", [])]
 
     def explain(self) -> str:
         return f"status={self.status} rc={self.rc} stats={self.stats} failed={self.failed_tasks}\n{self.stdout[-4000:]}"

@@ -125,10 +125,7 @@ def test_an_app_host_lost_mid_cutover_is_named_and_writes_stay_frozen(lab: Hosts
     for name in lab.apps:
         backup = lab.latest_run() / "backups" / name / "app.env"
         assert backup.read_text() == originals[name], f"the backup of {name} was not fetched to the controller"
-    edit = [r for r in run.task_results(
-        "Back up the config file (once per run) and point the app's Chroma settings at the target - " + ", ".join(
-        ["CHROMA_HTTP_HOST", "CHROMA_HTTP_PORT", "CHROMA_HTTP_SSL", "CHROMA_HTTP_HEADERS", "CHROMA_TENANT",
-         "CHROMA_DATABASE"])) if "CHROMA_HTTP_HEADERS" in r.get("keys", [])]
+    edit = run.openwebui_config_edits()
     assert edit and edit[0]["file_changed"] and edit[0]["secret_keys"] == ["CHROMA_HTTP_HEADERS"], edit
     assert "lab-token-7f3c9a" not in run.stdout
     stop_msg = dict(run.failed_tasks).get("Stop - the migration did not complete", "")

@@ -72,10 +72,7 @@ def test_happy_path_cuts_both_apps_over_and_leaves_the_source_frozen(lab: Lab, f
     assert lab.app_health("app_openwebui")["header_names"] == ["X-Chroma-Token", "X-Lab-Client"]
     # the header value is never shown: not in the output (run with --diff), not in any event
     # (both apps are cut over in one batch: their results come in the order they finish)
-    edit = [r for r in first_run.task_results(
-        "Back up the config file (once per run) and point the app's Chroma settings at the target - " + ", ".join(
-        ["CHROMA_HTTP_HOST", "CHROMA_HTTP_PORT", "CHROMA_HTTP_SSL", "CHROMA_HTTP_HEADERS", "CHROMA_TENANT",
-         "CHROMA_DATABASE"])) if "CHROMA_HTTP_HEADERS" in r.get("keys", [])]
+    edit = first_run.openwebui_config_edits()
     assert edit and edit[0]["changed"] and edit[0]["secret_keys"] == ["CHROMA_HTTP_HEADERS"], edit
     assert edit[0]["file_changed"] and edit[0]["backup"]["taken"] and "content_b64" not in edit[0]
     assert "CHROMA_HTTP_HEADERS=********" in first_run.stdout
