@@ -128,3 +128,36 @@ def test_contradictory_or_keyless_expectations_are_refused(expectation: HealthEx
                                              (False, False), ("false", False), (None, False), (0, False)])
 def test_ok_is_read_as_ansibles_bool_filter_reads_it(ok: object, healthy: bool) -> None:
     assert HealthExpectation().met_by({"ok": ok}) is healthy
+
+
+def test_an_answer_cut_short_is_not_healthy_yet_and_the_gate_keeps_asking() -> None:
+    """The lab's bug: an app going down for its restart sent its headers and closed the connection
+    (IncompleteRead); the health gate raised instead of asking again, and the cutover rolled back."""
+    good = json.dumps({"ok": True, "chroma_url": TARGET}).encode()
+    asked: list[int] = []
+
+    class CutShort(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            asked.append(1)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(good)))
+            self.end_headers()
+            if len(asked) > 2:
+                self.wfile.write(good)
+            # else: the body never comes, the connection closes (HTTP/1.0 handler)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), CutShort)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/health"
+    try:
+        first = app_health.ask_health(url, 2.0)
+        assert first.status == -1 and "IncompleteRead" in first.error
+        outcome = wait_until_healthy(url, HealthExpectation("chroma_url", TARGET), timeout_s=5, interval_s=0.05)
+        assert outcome["healthy"] and outcome["attempts"] == 2, outcome
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from chroma_runbook.run.app_probe import Sample, Thresholds, judge, percentile, watch
+from chroma_runbook.run.app_probe import Sample, Thresholds, judge, percentile, take_sample, watch
 from chroma_runbook.io.server_inventory import compare_counts
 
 
@@ -18,6 +18,11 @@ class _Handler(BaseHTTPRequestHandler):
             body, status = {"results": [{"id": "a"}]}, 200
         elif self.path.startswith("/empty"):
             body, status = {"results": []}, 200
+        elif self.path.startswith("/cut"):  # headers, then the connection closes (an app going down)
+            self.send_response(200)
+            self.send_header("Content-Length", "349")
+            self.end_headers()
+            return
         else:
             body, status = {"error": "boom"}, 500
         raw = json.dumps(body).encode()
@@ -83,3 +88,9 @@ def test_compare_counts_within_tolerance_and_naming_the_gaps() -> None:
     assert not bad.ok and bad.missing == ["b"] and bad.mismatches == {"a": {"expected": 10, "actual": 7}}
     assert bad.unexpected == ["c"]
     assert "missing collections: b" in bad.describe() and "a: 7 records, expected 10" in bad.describe()
+
+
+def test_an_answer_cut_short_is_an_error_sample_not_a_crash(server: str) -> None:
+    """A request the app cuts short (IncompleteRead) is one failed sample of the window."""
+    sample = take_sample(f"{server}/cut", 2.0, "results", 0.0)
+    assert not sample.ok and sample.status == -1 and "IncompleteRead" in sample.error

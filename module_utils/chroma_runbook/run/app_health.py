@@ -8,6 +8,7 @@ host lost on the network costs the timeout, not the timeout times the retries.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -74,8 +75,13 @@ def ask_health(url: str, timeout_s: float) -> HealthAnswer:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - operator-given URL
             status, body = resp.status, resp.read()
     except urllib.error.HTTPError as exc:
-        status, body = exc.code, exc.read() if exc.fp else b""
-    except (urllib.error.URLError, OSError) as exc:
+        try:
+            status, body = exc.code, exc.read() if exc.fp else b""
+        except (http.client.HTTPException, OSError) as cut:  # the error page cut short: still that status
+            status, body = exc.code, b""
+            return HealthAnswer(status, None, f"the answer was cut short ({type(cut).__name__})")
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        # HTTPException: an app going down mid-answer (IncompleteRead, a bad status line) - not healthy yet
         return HealthAnswer(-1, None, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")
     try:
         return HealthAnswer(status, json.loads(body.decode("utf-8")))

@@ -6,6 +6,7 @@ sample is an error when the request fails, answers non-2xx, or (with
 """
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import time
@@ -67,7 +68,7 @@ def take_sample(url: str, timeout_s: float, results_key: str, started: float) ->
     except urllib.error.HTTPError as exc:
         latency = (time.monotonic() - begin) * 1000
         return Sample(round(begin - started, 3), exc.code, round(latency, 2), False, f"HTTP {exc.code}")
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # refused, timed out, cut short
         latency = (time.monotonic() - begin) * 1000
         return Sample(round(begin - started, 3), -1, round(latency, 2), False, f"{type(exc).__name__}: {exc}")
     latency = (time.monotonic() - begin) * 1000
