@@ -84,3 +84,40 @@ def test_a_snapshot_that_fails_its_checksums_stops_the_delta_before_it_writes(ch
     assert rc != 0 and result.get("failed"), out[-3000:]
     assert "cannot stand for the frozen source" in result["msg"] and "pre_a" in result["msg"], result["msg"]
     assert {c.name: c.count() for c in target.client().list_collections()} == before  # nothing written
+
+
+def test_a_fingerprinted_snapshot_hands_each_record_digest_to_the_delta(chroma_pair, tmp_path: Path,
+                                                                         monkeypatch) -> None:
+    """The snapshot keeps the digest it computed of every record (the fingerprint's), checksummed beside the
+    records: they are exactly the digests of the records the server holds and of those read back from the
+    snapshot, and the delta reading the snapshot looks the transform memo up with them instead of hashing
+    every record again - with the same result, the source at the freeze."""
+    from chroma_runbook.io import fingerprint
+    from chroma_runbook.io.paging import RECORD_DIGESTS, page_to_records
+    from chroma_runbook.io.source import INCLUDE_ALL
+    from chroma_runbook.migrate import transform_memo
+    from chroma_runbook.snapshot.frozen_source import SnapshotSource
+    from chroma_runbook.snapshot.manifest import load_manifest
+
+    source, target = chroma_pair
+    ck, snapshot = tmp_path / "ck", tmp_path / "run" / "snapshot"
+    fill(source.client())
+    run_migration(options(source, target, ck, precopy=True))
+    take_snapshot(source.client(), snapshot, fingerprint=True)
+    manifest = load_manifest(snapshot)
+    frozen = SnapshotSource(snapshot)
+    for entry in manifest["collections"]:
+        assert entry["files"]["digests"] in manifest["files"]  # checksummed like the records
+        page = frozen.get_collection(entry["name"]).get()
+        kept = page.pop(RECORD_DIGESTS)
+        assert kept == [fingerprint.record_digest(r) for r in page_to_records(page, entry["name"])]
+        served = source.client().get_collection(entry["name"]).get(ids=page["ids"], include=INCLUDE_ALL)
+        assert kept == [fingerprint.record_digest(r) for r in page_to_records(served, entry["name"])]
+
+    hashed: list[str] = []
+    real = transform_memo.record_digest
+    monkeypatch.setattr(transform_memo, "record_digest", lambda r: hashed.append(r.id) or real(r))
+    result = run_migration(options(source, target, ck, source_reader=lambda: SnapshotSource(snapshot)))
+    assert result["source_read_from"].startswith("snapshot") and result["phases"]["delta"]["read"] == sum(e["count"] for e in manifest["collections"]), result["phases"]
+    assert result["phases"]["delta"]["transform"]["reused"] > 0 and hashed == []
+    assert_equal(exact(target.client()), expected_from_source(source.client()))

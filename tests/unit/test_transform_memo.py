@@ -183,3 +183,68 @@ def test_the_transforms_own_code_is_part_of_the_signature(monkeypatch: pytest.Mo
     before = memo_signature(lab_transformer())
     monkeypatch.setattr(transform_memo, "_code_text", lambda: text + "\n# another version")
     assert memo_signature(lab_transformer()) != before
+
+
+def test_a_reused_record_brings_its_staged_fingerprint_without_hashing_again(tmp_path: Path, monkeypatch) -> None:
+    """The memo keeps each output's staged fingerprint (what the pre-copy's store and the validation compare),
+    so under the freeze an unchanged record is not hashed again: the same bytes, and no call."""
+    from chroma_runbook.migrate import precopy
+
+    path = str(tmp_path / "memo.sqlite")
+    records = [rec(f"a-{i}", meta={"score": i / 10, "lang": "en"}) for i in range(5)]
+    first = memo_transformer(lab_transformer(), path)
+    want = []
+    for r in records:
+        out = first.transform(r, "cosine")
+        want.append(precopy.record_fingerprint(out.id, out.document, out.metadata, out.embedding))
+        assert out.staged_digest == want[-1]  # a transformed record gets it once, for the sink and the memo
+    first.close()
+
+    def hashed_again(*_args, **_kwargs):
+        raise AssertionError("a record reused from the memo was hashed again")
+
+    monkeypatch.setattr(precopy, "record_fingerprint", hashed_again)
+    second = memo_transformer(lab_transformer(), path)
+    got = [precopy.staged_fingerprint(second.transform(r, "cosine")) for r in records]
+    assert got == want and second.stats() == {"reused": 5, "transformed": 0}
+    second.close()
+
+
+def test_a_record_read_with_its_digest_is_not_hashed_again(tmp_path: Path, monkeypatch) -> None:
+    """A record that comes with its source digest (a snapshot keeps them) is looked up by it."""
+    from chroma_runbook.migrate import transform_memo
+
+    path = str(tmp_path / "memo.sqlite")
+    record = rec()
+    first = memo_transformer(lab_transformer(), path)
+    first.transform(record, "cosine")
+    first.close()
+    monkeypatch.setattr(transform_memo, "record_digest", lambda _r: pytest.fail("hashed again"))
+    second = memo_transformer(lab_transformer(), path)
+    carried = dataclasses.replace(record, source_digest=record_digest(record))
+    assert second.transform(carried, "cosine").metadata == first.transformer.transform(record, "cosine").metadata
+    assert second.stats() == {"reused": 1, "transformed": 0}
+    second.close()
+
+
+def test_a_memo_of_an_older_format_is_started_anew(tmp_path: Path) -> None:
+    """A memo file written by the format before (no staged fingerprints) is emptied and its table made anew."""
+    import sqlite3
+
+    path = tmp_path / "memo.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE about (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    old.execute("INSERT INTO about VALUES ('signature', 'format 2')")
+    old.execute("CREATE TABLE memo (source TEXT NOT NULL, id TEXT NOT NULL, digest BLOB NOT NULL, space TEXT, "
+                "target TEXT NOT NULL, metadata BLOB, issues BLOB NOT NULL, PRIMARY KEY (source, id)) WITHOUT ROWID")
+    old.execute("INSERT INTO memo VALUES ('openwebui_core', 'a-1', x'00', 'cosine', 't', NULL, '[]')")
+    old.commit()
+    old.close()
+    memo = memo_transformer(lab_transformer(), str(path))
+    assert memo.memo.size() == 0
+    memo.transform(rec(), "cosine")
+    memo.close()
+    again = memo_transformer(lab_transformer(), str(path))
+    again.transform(rec(), "cosine")
+    assert again.stats() == {"reused": 1, "transformed": 0}
+    again.close()

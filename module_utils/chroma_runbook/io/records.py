@@ -21,6 +21,11 @@ class Record:
     source_collection: str = ""
     target_collection: str = ""
     issues: list[str] = field(default_factory=list)
+    # Digests a stage already had, so the next one does not hash the record again (None: not known).
+    # source_digest: io/fingerprint.record_digest of the record as read (a snapshot keeps them);
+    # staged_digest: migrate/precopy.record_fingerprint of the record as transformed (the transform memo).
+    source_digest: Optional[bytes] = None
+    staged_digest: Optional[bytes] = None
 
     def original(self) -> dict[str, Any]:
         """A JSON-ready copy of the record as read from the source."""

@@ -61,6 +61,13 @@ def record_fingerprint(rid: str, document: Optional[str], metadata: Optional[dic
     return h.digest()
 
 
+def staged_fingerprint(record: Record) -> bytes:
+    """:func:`record_fingerprint` of a transformed record: the one the transform memo kept for it, or computed."""
+    if record.staged_digest is not None:
+        return record.staged_digest
+    return record_fingerprint(record.id, record.document, record.metadata, record.embedding)
+
+
 def fingerprint_path(checkpoint_dir: str, run_id: str) -> str:
     return os.path.join(checkpoint_dir, f"{run_id}.fingerprints.sqlite")
 
@@ -227,7 +234,7 @@ class DeltaSink:
     def add(self, record: Record, cut: bool = False) -> None:  # noqa: ARG002 - cuts are the sink's own
         target = record.target_collection
         self.seen.setdefault(target, set()).add(record.id)
-        digest = record_fingerprint(record.id, record.document, record.metadata, record.embedding)
+        digest = staged_fingerprint(record)
         known = self.known.get(target, {}).get(record.id, _MISSING)
         if known == digest:
             self.stats.unchanged += 1

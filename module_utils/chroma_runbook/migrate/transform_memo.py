@@ -33,10 +33,12 @@ from ..io.fingerprint import record_digest
 from ..io.records import Record
 from ..run import templating
 from . import profile, record_checks, routing, transform
-from .precopy import remove_store
+from .precopy import remove_store, staged_fingerprint
 from .transform import Transformer
 
-MEMO_FORMAT = 2  # 2: records hashed with io/fingerprint.record_digest (1 had a digest of its own)
+# 2: records hashed with io/fingerprint.record_digest (1 had a digest of its own);
+# 3: each output keeps its staged fingerprint (precopy.record_fingerprint), so a reused record is not hashed again
+MEMO_FORMAT = 3
 FLUSH_EVERY = 2000
 _CODE_MODULES = (transform, record_checks, profile, routing, templating)
 
@@ -72,7 +74,7 @@ def memo_signature(transformer: Transformer) -> Optional[str]:
 
 
 class TransformMemo:
-    """``(source collection, id) -> (record digest, space, target, metadata, issues)`` in SQLite."""
+    """``(source collection, id) -> (record digest, space, target, metadata, issues, staged fingerprint)`` in SQLite."""
 
     def __init__(self, path: str, signature: str) -> None:
         self.path = path
@@ -82,16 +84,19 @@ class TransformMemo:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS about (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS memo (source TEXT NOT NULL, id TEXT NOT NULL, "
-                         "digest BLOB NOT NULL, space TEXT, target TEXT NOT NULL, metadata BLOB, "
-                         "issues BLOB NOT NULL, PRIMARY KEY (source, id)) WITHOUT ROWID")
         row = self._db.execute("SELECT value FROM about WHERE key = 'signature'").fetchone()
-        if row is None or row[0] != signature:
+        if row is None or row[0] != signature:  # other options, code or format: start empty (and its table anew)
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM memo")
+            self._db.execute("DROP TABLE IF EXISTS memo")
+            self._create_table()
             self._db.execute("INSERT OR REPLACE INTO about (key, value) VALUES ('signature', ?)", (signature,))
             self._db.execute("COMMIT")
         self._pending: list[tuple[Any, ...]] = []
+
+    def _create_table(self) -> None:
+        self._db.execute("CREATE TABLE memo (source TEXT NOT NULL, id TEXT NOT NULL, digest BLOB NOT NULL, space TEXT, "
+                         "target TEXT NOT NULL, metadata BLOB, issues BLOB NOT NULL, staged BLOB NOT NULL, "
+                         "PRIMARY KEY (source, id)) WITHOUT ROWID")
 
     def rows(self, source: str, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
         """The stored rows of ``ids`` of ``source`` (one query per 500 ids), by id."""
@@ -100,7 +105,7 @@ class TransformMemo:
             chunk = list(ids[start:start + 500])
             marks = ",".join("?" * len(chunk))
             for rid, *row in self._db.execute(
-                    f"SELECT id, digest, space, target, metadata, issues FROM memo WHERE source = ? AND id IN ({marks})",
+                    f"SELECT id, digest, space, target, metadata, issues, staged FROM memo WHERE source = ? AND id IN ({marks})",
                     (source, *chunk)):
                 found[rid] = tuple(row)
         return found
@@ -112,17 +117,19 @@ class TransformMemo:
         if ahead is not None and record.id in ahead:
             row: Optional[tuple[Any, ...]] = ahead[record.id]
         else:
-            row = self._db.execute("SELECT digest, space, target, metadata, issues FROM memo WHERE source = ? AND id = ?",
+            row = self._db.execute("SELECT digest, space, target, metadata, issues, staged FROM memo "
+                                   "WHERE source = ? AND id = ?",
                                    (record.source_collection, record.id)).fetchone()
         if row is None or bytes(row[0]) != digest or row[1] != space:
             return None
         return Record(id=record.id, embedding=record.embedding, document=record.document,
                       metadata=None if row[3] is None else orjson.loads(row[3]),
                       source_collection=record.source_collection, target_collection=row[2],
-                      issues=list(orjson.loads(row[4])))
+                      issues=list(orjson.loads(row[4])), staged_digest=bytes(row[5]))
 
     def remember(self, record: Record, space: Optional[str], digest: bytes, out: Record) -> bool:
-        """Keep ``out`` for ``record`` (written in batches); False when it would not come back exactly."""
+        """Keep ``out`` for ``record`` (written in batches), with its staged fingerprint; False when it
+        would not come back exactly."""
         try:
             metadata = None if out.metadata is None else orjson.dumps(out.metadata)
             issues = orjson.dumps(list(out.issues))
@@ -133,7 +140,7 @@ class TransformMemo:
         if not all(type(i) is str for i in out.issues):
             return False
         self._pending.append((record.source_collection, record.id, digest, space, out.target_collection,
-                              metadata, issues))
+                              metadata, issues, staged_fingerprint(out)))
         if len(self._pending) >= FLUSH_EVERY:
             self.flush()
         return True
@@ -144,8 +151,8 @@ class TransformMemo:
         rows, self._pending = self._pending, []
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany("INSERT OR REPLACE INTO memo (source, id, digest, space, target, metadata, issues) "
-                                 "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO memo (source, id, digest, space, target, metadata, issues, staged) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -182,7 +189,7 @@ class MemoTransformer:
             self._ahead = (source, self.memo.rows(source, ids))
 
     def transform(self, record: Record, source_space: Optional[str] = None) -> Record:
-        digest = record_digest(record)
+        digest = record.source_digest if record.source_digest is not None else record_digest(record)
         ahead = self._ahead[1] if self._ahead[0] == record.source_collection else None
         out = self.memo.lookup(record, source_space, digest, ahead) if self._lookups else None
         if out is not None:
@@ -190,6 +197,7 @@ class MemoTransformer:
             return out
         self.misses += 1
         out = self.transformer.transform(record, source_space)
+        out.staged_digest = staged_fingerprint(out)  # computed once: the pre-copy's sink and the memo share it
         self.memo.remember(record, source_space, digest, out)
         return out
 

@@ -38,6 +38,7 @@ def verify_sample(source_client: Any, target_client: Any, sources: Sequence[Sour
     spaces = {s.name: s.space for s in sources}
     mismatches: list[dict[str, Any]] = []
     compared = 0
+    targets: dict[str, Any] = {}  # each target collection asked for once, not once per source feeding it
     for src, ids in by_source.items():
         page = source_client.get_collection(src).get(ids=ids, include=INCLUDE_ALL)
         expected = [transformer.transform(r, spaces.get(src)) for r in page_to_records(page, src)]
@@ -49,7 +50,9 @@ def verify_sample(source_client: Any, target_client: Any, sources: Sequence[Sour
         for rec in expected:
             by_target[rec.target_collection].append(rec)
         for target, recs in by_target.items():
-            got = target_client.get_collection(target).get(ids=[r.id for r in recs], include=INCLUDE_ALL)
+            if target not in targets:
+                targets[target] = target_client.get_collection(target)
+            got = targets[target].get(ids=[r.id for r in recs], include=INCLUDE_ALL)
             actual = {r.id: r for r in page_to_records(got, target)}
             for want in recs:
                 compared += 1

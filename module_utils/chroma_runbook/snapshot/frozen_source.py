@@ -21,7 +21,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .manifest import SnapshotError, load_manifest, verify_snapshot
+from ..io.paging import RECORD_DIGESTS
+from .manifest import RECORD_DIGEST_BYTES, SnapshotError, load_manifest, verify_snapshot
 
 ALL = "all"
 _INCLUDE_ALL = ("embeddings", "documents", "metadatas")
@@ -43,6 +44,7 @@ class SnapshotCollection:
         self._metadatas: list[Optional[dict[str, Any]]] = []
         self._vectors: np.ndarray = np.zeros((0, 0), dtype=np.float32)
         self._row: dict[str, int] = {}
+        self._digests: Optional[list[bytes]] = None  # each record's record_digest, when the snapshot kept them
         self._lock = threading.Lock()
 
     def count(self) -> int:
@@ -71,6 +73,12 @@ class SnapshotCollection:
                                 f"the manifest says {self._count}")
         if self._count:
             self._vectors = np.fromfile(directory / entry["files"]["embeddings"], dtype="<f4").reshape(self._count, dim)
+        if entry["files"].get("digests"):
+            raw = (directory / entry["files"]["digests"]).read_bytes()
+            self._digests = [raw[i:i + RECORD_DIGEST_BYTES] for i in range(0, len(raw), RECORD_DIGEST_BYTES)]
+            if len(self._digests) != self._count:
+                raise SnapshotError(f"collection {self.name}: {len(self._digests)} record digests in the snapshot, "
+                                    f"the manifest says {self._count} records")
         self._documents, self._metadatas = documents, metadatas
         self._row = {rid: i for i, rid in enumerate(ids)}
         self._ids = ids
@@ -78,7 +86,8 @@ class SnapshotCollection:
     def get(self, ids: Optional[Sequence[str]] = None, limit: Optional[int] = None, offset: Optional[int] = None,
             include: Sequence[str] = _INCLUDE_ALL, **_: Any) -> dict[str, Any]:
         """Records by ``ids`` (those the snapshot holds, in the order asked) or a ``limit``/``offset``
-        page in the order the server gave them when the snapshot was taken."""
+        page in the order the server gave them when the snapshot was taken; with each record's digest
+        under ``RECORD_DIGESTS`` when the snapshot kept them."""
         self._load()
         assert self._ids is not None
         if ids is not None:
@@ -95,6 +104,7 @@ class SnapshotCollection:
             "documents": [self._documents[r] for r in rows] if "documents" in include else None,
             "metadatas": [self._metadatas[r] for r in rows] if "metadatas" in include else None,
             "include": list(include),
+            **({RECORD_DIGESTS: [self._digests[r] for r in rows]} if self._digests is not None else {}),
         }
 
     def query(self, *_: Any, **__: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SUM_NAME = "manifest.json.sha256"
 KINDS = ("logical", "physical")
+RECORD_DIGEST_BYTES = 32  # SHA-256 (io/fingerprint.record_digest)
 
 
 class SnapshotError(Exception):
@@ -137,6 +138,13 @@ def verify_logical_shapes(directory: Path, manifest: dict[str, Any]) -> dict[str
         lines = count_lines(directory / files["records"])
         if lines != count:
             raise SnapshotError(f"{files['records']}: {lines} records, manifest says {count} for collection {name}")
+        if "digests" in files:  # a fingerprinted snapshot keeps each record's digest (32 bytes) beside it
+            if files["digests"] not in manifest["files"]:
+                raise SnapshotError(f"collection {name}: its digests file is not covered by the manifest checksums")
+            digest_bytes = (directory / files["digests"]).stat().st_size
+            if digest_bytes != count * RECORD_DIGEST_BYTES:
+                raise SnapshotError(f"{files['digests']}: {digest_bytes} bytes, expected {count * RECORD_DIGEST_BYTES} "
+                                    f"({count} x {RECORD_DIGEST_BYTES}) for {name}")
         emb_bytes = (directory / files["embeddings"]).stat().st_size
         expected = count * int(dim or 0) * 4
         if emb_bytes != expected:

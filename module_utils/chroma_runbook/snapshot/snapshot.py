@@ -13,6 +13,7 @@ destination and renamed into place only once complete and fsync'd.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -33,6 +34,7 @@ from .manifest import FORMAT, FORMAT_VERSION, file_entry, looks_complete, write_
 
 DEFAULT_PAGE_SIZE = 1000
 EMBEDDING_DTYPE = np.dtype("<f4")
+DIGESTS_FILE = "digests.sha256"  # io/fingerprint.record_digest of each record, 32 bytes each, in the records' order
 
 
 class SnapshotRefused(Exception):
@@ -120,7 +122,9 @@ def page_embeddings(page: dict[str, Any], collection: str, offset: int) -> np.nd
 def write_collection(collection: Any, root: Path, page_size: int,
                      digests: Optional[list[tuple[str, bytes]]] = None) -> tuple[CollectionEntry, dict[str, dict]]:
     """Stream one collection into ``root/collections/<name>/``; return its entry and file checksums.
-    With ``digests``, each record's fingerprint digest (fingerprint.page_digests) is appended to it."""
+    With ``digests``, each record's fingerprint digest (fingerprint.page_digests) is appended to it and
+    kept beside the records, in their order (``digests.sha256``: 32 bytes a record), so that a reader of
+    the snapshot (the delta, the validation under the freeze) does not hash every record again."""
     name = collection.name
     rel = f"collections/{name}"
     coll_dir = root / rel
@@ -130,7 +134,8 @@ def write_collection(collection: Any, root: Path, page_size: int,
     data = json.dumps(settings, indent=2, sort_keys=True).encode("utf-8")
     files[f"{rel}/collection.json"] = file_entry(*write_private_bytes(coll_dir / "collection.json", data))
     count, dimension = 0, None
-    with HashingWriter(coll_dir / "records.jsonl") as records, HashingWriter(coll_dir / "embeddings.f32") as vectors:
+    with HashingWriter(coll_dir / "records.jsonl") as records, HashingWriter(coll_dir / "embeddings.f32") as vectors, \
+            HashingWriter(coll_dir / DIGESTS_FILE) if digests is not None else contextlib.nullcontext() as kept:
         for page in iter_pages(collection, page_size):
             matrix = page_embeddings(page, name, count)
             if dimension is None:
@@ -147,11 +152,15 @@ def write_collection(collection: Any, root: Path, page_size: int,
             ]
             records.write(b"\n".join(lines) + b"\n")
             if digests is not None:
-                digests.extend(page_digests(page, name))
+                pairs = page_digests(page, name)
+                digests.extend(pairs)
+                kept.write(b"".join(d for _, d in pairs))
             vectors.write(matrix.tobytes(order="C"))
             count += len(page["ids"])
     files[f"{rel}/records.jsonl"] = file_entry(*records.close())
     files[f"{rel}/embeddings.f32"] = file_entry(*vectors.close())
+    if digests is not None:
+        files[f"{rel}/{DIGESTS_FILE}"] = file_entry(*kept.close())
     entry = CollectionEntry(
         name=name,
         count=count,
@@ -162,6 +171,7 @@ def write_collection(collection: Any, root: Path, page_size: int,
             "collection": f"{rel}/collection.json",
             "records": f"{rel}/records.jsonl",
             "embeddings": f"{rel}/embeddings.f32",
+            **({"digests": f"{rel}/{DIGESTS_FILE}"} if digests is not None else {}),
         },
     )
     return entry, files

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 from ..io.records import Record
-from ..migrate.precopy import record_fingerprint
+from ..migrate.precopy import staged_fingerprint
 from ..migrate.record_checks import RecordValidator
 from ..migrate.transform import Transformer
 from .sides import CollectionData
@@ -62,7 +62,7 @@ def build_expectation_streaming(transformer: Transformer, collections: Iterable[
     """Same, consuming collections as they arrive (so reading and transforming overlap).
 
     ``digests``, when given, receives each expected record's content fingerprint under
-    ``(target, id)``: the one the pre-copy keeps for what it staged (precopy.record_fingerprint).
+    ``(target, id)``: the one the pre-copy keeps for what it staged (precopy.staged_fingerprint).
     """
     declared = {t: transformer.declared_dimension(t) for t in transformer.target_collections()}
     validator = RecordValidator(declared_dimensions=declared, unique_fields=transformer.unique_fields())
@@ -78,6 +78,7 @@ def build_expectation_streaming(transformer: Transformer, collections: Iterable[
                 document=coll.documents[row],
                 metadata=coll.metadatas[row],
                 source_collection=name,
+                source_digest=coll.source_digests[row] if coll.source_digests is not None else None,
             )
             out = transformer.transform(record, source_space=coll.space)
             issues = validator.validate(out)
@@ -88,8 +89,7 @@ def build_expectation_streaming(transformer: Transformer, collections: Iterable[
                 continue
             fed.add(out.target_collection)
             if digests is not None:
-                digests[(out.target_collection, rid)] = record_fingerprint(rid, out.document, out.metadata,
-                                                                           out.embedding)
+                digests[(out.target_collection, rid)] = staged_fingerprint(out)
             exp.placed[(name, rid)] = out.target_collection
             exp.targets.setdefault(out.target_collection, {})[rid] = Expected(name, row, out.metadata, out.document)
     return exp

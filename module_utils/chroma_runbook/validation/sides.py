@@ -7,6 +7,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from ..io.paging import RECORD_DIGESTS
 from ..io.source import INCLUDE_ALL, collection_space, iter_pages, select_collections
 
 
@@ -22,6 +23,7 @@ class CollectionData:
     metadatas: list[Optional[dict[str, Any]]]
     handle: Any = None                  # the chromadb collection (for queries)
     row: dict[str, int] = field(default_factory=dict)
+    source_digests: Optional[list[bytes]] = None  # each row's io/fingerprint.record_digest (read from a snapshot)
 
     def __post_init__(self) -> None:
         self.row = {rid: i for i, rid in enumerate(self.ids)}
@@ -135,7 +137,7 @@ def read_snapshot_side(snapshot_dir: str, names: Optional[Sequence[str]], client
         every = collection.get()
         vectors = every["embeddings"] if collection.count() else np.zeros((0, 0), dtype=np.float32)
         out[name] = CollectionData(name, collection_space(collection), every["ids"], vectors, every["documents"],
-                                   every["metadatas"], handles.get(name))
+                                   every["metadatas"], handles.get(name), source_digests=every.get(RECORD_DIGESTS))
     return out
 
 
