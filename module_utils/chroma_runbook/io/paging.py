@@ -15,7 +15,8 @@ RECORD_DIGESTS = "record_digests"
 def page_matrix(embeddings: Any, n: int) -> Optional[np.ndarray]:
     """A page's embeddings as one float32 matrix, converted at once, when the client gave a 2-D array of
     ``n`` rows (chromadb 1.x gives float64); None for anything else (lists, missing ones), taken row by row."""
-    if isinstance(embeddings, np.ndarray) and embeddings.ndim == 2 and embeddings.shape[0] == n:
+    if (isinstance(embeddings, np.ndarray) and embeddings.ndim == 2 and embeddings.shape[0] == n
+            and embeddings.dtype.kind in "fiu"):
         return np.ascontiguousarray(embeddings, dtype=np.float32)
     return None
 

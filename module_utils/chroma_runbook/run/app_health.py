@@ -78,8 +78,7 @@ def ask_health(url: str, timeout_s: float) -> HealthAnswer:
         try:
             status, body = exc.code, exc.read() if exc.fp else b""
         except (http.client.HTTPException, OSError) as cut:  # the error page cut short: still that status
-            status, body = exc.code, b""
-            return HealthAnswer(status, None, f"the answer was cut short ({type(cut).__name__})")
+            return HealthAnswer(exc.code, None, f"the answer was cut short ({type(cut).__name__})")
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         # HTTPException: an app going down mid-answer (IncompleteRead, a bad status line) - not healthy yet
         return HealthAnswer(-1, None, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")
