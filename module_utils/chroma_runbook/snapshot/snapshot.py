@@ -152,7 +152,7 @@ def write_collection(collection: Any, root: Path, page_size: int,
             ]
             records.write(b"\n".join(lines) + b"\n")
             if digests is not None:
-                pairs = page_digests(page, name)
+                pairs = page_digests({**page, "embeddings": matrix}, name)  # the float32 matrix, not converted again
                 digests.extend(pairs)
                 kept.write(b"".join(d for _, d in pairs))
             vectors.write(matrix.tobytes(order="C"))
