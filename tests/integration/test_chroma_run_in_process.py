@@ -246,3 +246,35 @@ def test_a_client_made_in_a_warmed_worker_imports_nothing_more_of_chromadb_or_it
     answer = json.loads(proc.stdout.splitlines()[-1])
     heavy = [m for m in answer["new"] if m.split(".")[0] in ("chromadb", "httpx", "httpcore", "anyio", "posthog")]
     assert answer["heartbeat"] > 0 and heavy == [], heavy
+
+
+WARM_THEN_TEMPLATE = """
+import importlib.util, json, sys
+from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader()  # as ansible-playbook does before it loads any plugin
+from ansible._internal._templating._jinja_bits import AnsibleEnvironment
+from ansible.template import Templar, trust_as_template
+spec = importlib.util.spec_from_file_location("chroma_run_action", sys.argv[1])
+plugin = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(plugin)  # ansible's main process loading the action plugin, before any fork
+lexers = len(AnsibleEnvironment._lexer_cache)
+before = set(sys.modules)
+templar = Templar(loader=None, variables={"runs": "/srv/chroma/runs/latest"})
+value = templar.template(trust_as_template("{{ runs | dirname }} {{ runs is abs }} {{ runs is string }} {{ runs | regex_replace('/+$', '') }}"))
+print(json.dumps({"value": value, "new": sorted(set(sys.modules) - before), "lexers_warmed": lexers,
+                  "lexers_after": len(AnsibleEnvironment._lexer_cache)}))
+"""
+
+
+def test_loading_the_plugin_readies_the_templating_every_forked_worker_would_load_again() -> None:
+    """After the plugin loads (in ansible's main process), templating a task's arguments with filters and
+    tests - what each forked worker does first - loads no filter or test plugin and builds no lexer."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    proc = subprocess.run([sys.executable, "-c", WARM_THEN_TEMPLATE, str(REPO / "plugins" / "action" / "chroma_run.py")],
+                          env=env, capture_output=True, text=True, timeout=120, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answer = json.loads(proc.stdout.splitlines()[-1])
+    assert answer["value"] == "/srv/chroma/runs True True /srv/chroma/runs/latest", answer
+    plugins_loaded = [m for m in answer["new"] if ".plugins.filter" in m or ".plugins.test" in m]
+    assert plugins_loaded == [], plugins_loaded
+    assert answer["lexers_warmed"] >= 1 and answer["lexers_after"] == answer["lexers_warmed"], answer
