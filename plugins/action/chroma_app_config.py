@@ -18,6 +18,7 @@ from typing import Any, Optional
 from ansible.plugins.loader import action_loader
 
 _Base = action_loader.get("chroma_run", class_only=True)
+sys.modules[_Base.__module__].warm_module("chroma_app_config")
 
 
 def _backups() -> Any:

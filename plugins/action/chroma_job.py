@@ -3,11 +3,13 @@ async_status's own action plugin finds it), then the module in the controller's 
 local connection (see chroma_run) - a poll costs no new Python interpreter."""
 from __future__ import annotations
 
+import sys
 from typing import Any, Optional
 
 from ansible.plugins.loader import action_loader
 
 InProcess = action_loader.get("chroma_run", class_only=True)
+sys.modules[InProcess.__module__].warm_module("chroma_job")
 
 
 class ActionModule(InProcess):  # type: ignore[misc, valid-type]

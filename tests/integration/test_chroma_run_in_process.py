@@ -278,3 +278,28 @@ def test_loading_the_plugin_readies_the_templating_every_forked_worker_would_loa
     plugins_loaded = [m for m in answer["new"] if ".plugins.filter" in m or ".plugins.test" in m]
     assert plugins_loaded == [], plugins_loaded
     assert answer["lexers_warmed"] >= 1 and answer["lexers_after"] == answer["lexers_warmed"], answer
+
+
+LOAD_PLUGIN_THEN_RUN = """
+import json, sys
+from ansible.plugins.loader import action_loader, init_plugin_loader
+init_plugin_loader()
+plugin = sys.modules[action_loader.get("chroma_app_health", class_only=True).__module__]  # ansible's main process
+loaded = sorted(plugin._LOADED)
+before = set(sys.modules)
+codes = [plugin.module_code(name) for name in ("chroma_run", "chroma_app_health")]  # what a forked worker runs
+print(json.dumps({"loaded": loaded, "new": sorted(set(sys.modules) - before),
+                  "same": [code is plugin._LOADED[name] for code, name in zip(codes, ("chroma_run", "chroma_app_health"))]}))
+"""
+
+
+def test_a_plugin_loaded_in_the_main_process_brings_its_module_code_for_every_worker() -> None:
+    """Loading chroma_app_health's plugin (as ansible's main process does before forking a task's worker) loads
+    library/chroma_app_health.py and chroma_run's with their module_utils; a worker then imports nothing more."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    proc = subprocess.run([sys.executable, "-c", LOAD_PLUGIN_THEN_RUN], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answer = json.loads(proc.stdout.splitlines()[-1])
+    assert {"chroma_run", "chroma_app_health"} <= set(answer["loaded"]), answer
+    assert answer["new"] == [] and answer["same"] == [True, True], answer
