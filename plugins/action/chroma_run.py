@@ -22,7 +22,10 @@ imported once per playbook, not once per task: about 0.9 s a call, four calls un
 
 The first of these plugins to load also readies ansible's templating in the main process
 (``warm_templating``): the Jinja filter and test plugins and the template lexer are otherwise built
-again in every forked worker, about 10 ms of each small task's 45-55 ms on a 2-core box. Each plugin
+again in every forked worker, about 10 ms of each small task's 45-55 ms on a 2-core box. It also
+installs the compiled-template cache (module_utils/chroma_runbook/controller/jinja_code_cache.py):
+a worker loads the code of a template any worker (or an earlier run) compiled, instead of compiling
+it again (~17 ms of a small task; ``CHROMA_RUNBOOK_JINJA_CACHE=off`` turns it off). Each plugin
 file also loads its module's code there (``warm_module``, ``warm_imports``), so a worker runs it
 without executing library/<name>.py and importing its module_utils again (~40 ms for chroma_run).
 
@@ -120,7 +123,8 @@ def warm_templating() -> None:
     A worker templates its task's arguments: the first filter it meets loads every Jinja filter and
     test plugin (~13 ms), the first template builds the lexer (~3 ms; ansible-core leaves a note to
     build it before forking), and the worker loads its connection plugin (~2 ms). Done here once,
-    every worker forked later starts with them. Best effort, like ``warm_imports``.
+    every worker forked later starts with them. Then the compiled-template cache is installed, so a
+    worker does not compile again what another compiled. Best effort, like ``warm_imports``.
     """
     try:
         list(filter_loader.all())
@@ -128,6 +132,10 @@ def warm_templating() -> None:
         Templar(loader=None, variables={"warm": 1}).template(trust_as_template("{{ warm is string }}"))
         for connection in ("local", "ssh"):
             connection_loader.get(connection, class_only=True)
+        join_module_utils()
+        from ansible.module_utils.chroma_runbook.controller import jinja_code_cache
+
+        jinja_code_cache.install()
     except Exception as exc:  # noqa: BLE001 - an optimisation; the tasks load what they need themselves
         display.vvv(f"chroma_runbook: could not ready the templating before the fork: {type(exc).__name__}: {exc}")
 
