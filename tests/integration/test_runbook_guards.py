@@ -121,6 +121,23 @@ def test_what_the_migration_refuses_stops_before_the_freeze(lab: Lab, tmp_path: 
         assert not (REPO / "pwned").exists()
 
 
+# a wrong variable of a step that runs under the freeze (the controller's snapshot, an app's cutover) stops
+# the run in SETTINGS, before the freeze, rather than in a rollback from inside it
+@pytest.mark.parametrize("variable, value", [("chroma_snapshot_page_size", "many"),
+                                             ("chroma_cutover_health_timeout_s", "soon")])
+def test_a_wrong_variable_of_a_step_under_the_freeze_stops_the_run_before_it(lab: Lab, tmp_path: Path, variable: str,
+                                                                              value: str) -> None:
+    extra = {"confirm": "yes", "chroma_expected_counts": lab.counts(lab.source), variable: value}
+    run = run_playbook(lab, "migrate.yml", tmp_path, extra)
+    assert run.status == "failed", run.explain()
+    assert any(p.startswith("SETTINGS") for p in run.plays), run.plays
+    assert not any(p.startswith("(2/7)") or p.startswith("PRE-COPY") for p in run.plays), run.plays
+    messages = " ".join(msg for _, msg in run.failed_tasks)
+    assert variable in messages and "unable to convert" in messages, run.failed_tasks
+    assert freeze_files(lab) == [] and writes_open(lab, f"guards-settings-{variable}")
+    assert lab.counts(lab.target) == {}
+
+
 # point 8: a "$" in the message is not an nginx variable; a failed reload leaves no freeze behind
 def test_freeze_message_with_a_dollar_and_a_reload_that_fails(lab: Lab, tmp_path: Path) -> None:
     message = "Writes frozen; the $price of safety, 100% {sure} \"quoted\" it's fine"
