@@ -23,7 +23,7 @@ imported once per playbook, not once per task: about 0.9 s a call, four calls un
 The first of these plugins to load also readies ansible's templating in the main process
 (``warm_templating``): the Jinja filter and test plugins and the template lexer are otherwise built
 again in every forked worker, about 10 ms of each small task's 45-55 ms on a 2-core box. It also
-installs the compiled-template cache (module_utils/chroma_runbook/controller/jinja_code_cache.py):
+installs the compiled-template cache (plugins/controller/jinja_code_cache.py):
 a worker loads the code of a template any worker (or an earlier run) compiled, instead of compiling
 it again (~17 ms of a small task; ``CHROMA_RUNBOOK_JINJA_CACHE=off`` turns it off). Each plugin
 file also loads its module's code there (``warm_module``, ``warm_imports``), so a worker runs it
@@ -117,6 +117,25 @@ def warm_imports(module: str) -> None:
         display.vvv(f"chroma_runbook: could not pre-import {module}: {type(exc).__name__}: {exc}")
 
 
+def controller_code(name: str) -> ModuleType:
+    """plugins/controller/<name>.py (code for ansible's own processes, not shipped with any module), loaded once."""
+    loaded = sys.modules.get(f"chroma_runbook_controller_{name}")
+    if loaded is not None:
+        return loaded
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "controller", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"chroma_runbook_controller_{name}", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
+    code = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = code
+    try:
+        spec.loader.exec_module(code)
+    except BaseException:
+        del sys.modules[spec.name]
+        raise
+    return code
+
+
 def warm_templating() -> None:
     """Load, in this process, what every task's worker otherwise loads for itself after the fork.
 
@@ -132,10 +151,7 @@ def warm_templating() -> None:
         Templar(loader=None, variables={"warm": 1}).template(trust_as_template("{{ warm is string }}"))
         for connection in ("local", "ssh"):
             connection_loader.get(connection, class_only=True)
-        join_module_utils()
-        from ansible.module_utils.chroma_runbook.controller import jinja_code_cache
-
-        jinja_code_cache.install()
+        controller_code("jinja_code_cache").install()
     except Exception as exc:  # noqa: BLE001 - an optimisation; the tasks load what they need themselves
         display.vvv(f"chroma_runbook: could not ready the templating before the fork: {type(exc).__name__}: {exc}")
 

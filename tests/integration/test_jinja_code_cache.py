@@ -1,4 +1,4 @@
-"""Compiled templates shared by ansible's forked workers (module_utils/chroma_runbook/controller/jinja_code_cache.py).
+"""Compiled templates shared by ansible's forked workers (plugins/controller/jinja_code_cache.py).
 
 Every check runs in a fresh interpreter (the cache patches ansible's Jinja environment for the whole
 process) or through real ansible-playbook. The renderings with the cache - when it compiles and keeps
@@ -18,16 +18,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 REPO = Path(__file__).resolve().parents[2]
+CONTROLLER = REPO / "plugins" / "controller"
 
 RENDER = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-import ansible.module_utils
-ansible.module_utils.__path__.append(sys.argv[1])
 from ansible.plugins.loader import init_plugin_loader
 init_plugin_loader()
 from ansible.template import Templar, trust_as_template
-from ansible.module_utils.chroma_runbook.controller import jinja_code_cache
+import jinja_code_cache
 installed = jinja_code_cache.install(sys.argv[2]) if sys.argv[2] != "none" else False
 templar = Templar(loader=None, variables={"a": 1, "word": "a\\nb", "items": [3, 1, 2]})
 CASES = [
@@ -68,10 +67,10 @@ def _fresh_python(script: str, *args: str, env: Optional[dict[str, str]] = None)
 
 def test_renderings_with_the_cache_compiling_and_loading_equal_those_without(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    plain = _fresh_python(RENDER, str(REPO / "module_utils"), "none")
-    cold = _fresh_python(RENDER, str(REPO / "module_utils"), str(cache))
+    plain = _fresh_python(RENDER, str(CONTROLLER), "none")
+    cold = _fresh_python(RENDER, str(CONTROLLER), str(cache))
     kept = sorted(os.listdir(cache))
-    warm = _fresh_python(RENDER, str(REPO / "module_utils"), str(cache))
+    warm = _fresh_python(RENDER, str(CONTROLLER), str(cache))
     assert not plain["installed"] and cold["installed"] and warm["installed"]
     assert cold["out"] == plain["out"] and warm["out"] == plain["out"], (plain["out"], cold["out"], warm["out"])
     # the texts whose code differs by more than the text came out different, as without the cache
@@ -88,15 +87,15 @@ def test_the_cache_is_refused_in_a_directory_others_can_write_or_when_turned_off
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o777)
     os.chmod(shared, 0o777)
-    answer = _fresh_python(RENDER, str(REPO / "module_utils"), str(shared))
+    answer = _fresh_python(RENDER, str(CONTROLLER), str(shared))
     assert not answer["installed"] and answer["stats"] == {"loaded": 0, "compiled": 0} and os.listdir(shared) == []
     turned_off = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from chroma_runbook.controller import jinja_code_cache
+import jinja_code_cache
 print(json.dumps({"directory": jinja_code_cache.default_directory(), "installed": jinja_code_cache.install()}))
 """
-    answer = _fresh_python(turned_off, str(REPO / "module_utils"), env={"CHROMA_RUNBOOK_JINJA_CACHE": "off"})
+    answer = _fresh_python(turned_off, str(CONTROLLER), env={"CHROMA_RUNBOOK_JINJA_CACHE": "off"})
     assert answer == {"directory": None, "installed": False}
 
 

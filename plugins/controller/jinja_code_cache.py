@@ -1,7 +1,8 @@
 """Compiled Jinja code shared by the forked workers of ansible-playbook, and by its later runs.
 
-Imported only by the project's action plugins, in ansible's own processes on the controller; no
-module imports it, so it is never shipped to a host.
+Loaded only by the project's action plugin (plugins/action/chroma_run.py), in ansible's own
+processes on the controller. It is not part of the engine (module_utils/chroma_runbook, plain Python
+shipped with the modules): it patches ansible-core's Jinja environment, and no module imports it.
 
 Ansible forks a worker for each task, and the worker compiles every template it meets: the task's
 arguments, its ``when``, ``delegate_to``, the variables they refer to. A compiled template lives only
