@@ -69,18 +69,23 @@ def join_module_utils() -> None:
             ansible.module_utils.__path__.append(path)
 
 
+def _exec_file(module_name: str, path: str) -> ModuleType:
+    """The Python file at ``path``, executed as a module named ``module_name``."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
+    code = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(code)
+    return code
+
+
 def _module_code(name: str) -> ModuleType:
     """library/<name>.py, importable here: the project's module_utils join ansible.module_utils."""
     join_module_utils()
     found = module_loader.find_plugin_with_context(name)
     if not found.resolved or not found.plugin_resolved_path:
         raise RuntimeError(f"module {name} not found in {C.DEFAULT_MODULE_PATH}")
-    spec = importlib.util.spec_from_file_location(f"chroma_runbook_module_{name}", found.plugin_resolved_path)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {found.plugin_resolved_path}")
-    code = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(code)
-    return code
+    return _exec_file(f"chroma_runbook_module_{name}", found.plugin_resolved_path)
 
 
 _LOADED: dict[str, ModuleType] = {}
@@ -117,22 +122,15 @@ def warm_imports(module: str) -> None:
         display.vvv(f"chroma_runbook: could not pre-import {module}: {type(exc).__name__}: {exc}")
 
 
+_CONTROLLER: dict[str, ModuleType] = {}
+
+
 def controller_code(name: str) -> ModuleType:
     """plugins/controller/<name>.py (code for ansible's own processes, not shipped with any module), loaded once."""
-    loaded = sys.modules.get(f"chroma_runbook_controller_{name}")
-    if loaded is not None:
-        return loaded
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "controller", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"chroma_runbook_controller_{name}", path)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {path}")
-    code = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = code
-    try:
-        spec.loader.exec_module(code)
-    except BaseException:
-        del sys.modules[spec.name]
-        raise
+    code = _CONTROLLER.get(name)
+    if code is None:
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "controller", f"{name}.py")
+        code = _CONTROLLER[name] = _exec_file(f"chroma_runbook_controller_{name}", path)
     return code
 
 

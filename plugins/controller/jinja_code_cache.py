@@ -70,7 +70,7 @@ def _code_stamp() -> bytes:
     return "\0".join(parts).encode("utf-8")
 
 
-_MAGIC = _code_stamp()
+_STAMPED = hashlib.sha256(_code_stamp())  # every key starts from this state (copied, not hashed again)
 
 
 def _name_of(value: Any) -> str:
@@ -94,7 +94,7 @@ def environment_signature(env: jinja2.Environment) -> str:
 
 def cache_key(kind: str, text: str, env: jinja2.Environment) -> str:
     """The file name of ``text`` compiled as a ``kind`` ("template" or "expression") in ``env``."""
-    digest = hashlib.sha256(_MAGIC)
+    digest = _STAMPED.copy()
     for part in (kind, environment_signature(env), text):
         digest.update(b"\0\0")
         digest.update(part.encode("utf-8", "surrogatepass"))

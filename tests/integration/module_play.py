@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 
@@ -35,6 +35,16 @@ PLAY = """\
             mode: "0600"
           check_mode: false
 """
+
+
+def fresh_python(script: str, *args: str, env: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """Run ``script`` in a fresh interpreter of this venv with the project's ansible.cfg (and ``env``);
+    its last line, as JSON."""
+    full_env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), **(env or {}))
+    proc = subprocess.run([sys.executable, "-c", script, *args], env=full_env, capture_output=True, text=True,
+                          timeout=120, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.splitlines()[-1])
 
 
 def run_module(workdir: Path, module: str, args: dict[str, Any], check: bool = False,

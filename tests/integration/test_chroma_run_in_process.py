@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from module_play import fresh_python
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
@@ -221,15 +223,6 @@ def _load_plugin() -> Any:
     return module
 
 
-def _fresh_python(script: str, *args: str) -> dict[str, Any]:
-    """Run ``script`` in a fresh interpreter of this venv with the project's ansible.cfg; its last line, as JSON."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
-    proc = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=str(REPO))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.splitlines()[-1])
-
-
 WARM_THEN_CONNECT = """
 import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("chroma_run_action", sys.argv[1])
@@ -247,7 +240,7 @@ print(json.dumps({"heartbeat": client.heartbeat(), "new": sorted(set(sys.modules
 def test_a_client_made_in_a_warmed_worker_imports_nothing_more_of_chromadb_or_its_http(chroma_factory) -> None:
     """What ansible's main process imports before the fork covers the first client a module makes."""
     server = chroma_factory("warm")
-    answer = _fresh_python(WARM_THEN_CONNECT, str(REPO / "plugins" / "action" / "chroma_run.py"), str(REPO / "module_utils"),
+    answer = fresh_python(WARM_THEN_CONNECT, str(REPO / "plugins" / "action" / "chroma_run.py"), str(REPO / "module_utils"),
                            server.connection["url"])
     heavy = [m for m in answer["new"] if m.split(".")[0] in ("chromadb", "httpx", "httpcore", "anyio", "posthog")]
     assert answer["heartbeat"] > 0 and heavy == [], heavy
@@ -274,7 +267,7 @@ print(json.dumps({"value": value, "new": sorted(set(sys.modules) - before), "lex
 def test_loading_the_plugin_readies_the_templating_every_forked_worker_would_load_again() -> None:
     """After the plugin loads (in ansible's main process), templating a task's arguments with filters and
     tests - what each forked worker does first - loads no filter or test plugin and builds no lexer."""
-    answer = _fresh_python(WARM_THEN_TEMPLATE, str(REPO / "plugins" / "action" / "chroma_run.py"))
+    answer = fresh_python(WARM_THEN_TEMPLATE, str(REPO / "plugins" / "action" / "chroma_run.py"))
     assert answer["value"] == "/srv/chroma/runs True True /srv/chroma/runs/latest", answer
     plugins_loaded = [m for m in answer["new"] if ".plugins.filter" in m or ".plugins.test" in m]
     assert plugins_loaded == [], plugins_loaded
@@ -297,6 +290,6 @@ print(json.dumps({"loaded": loaded, "new": sorted(set(sys.modules) - before),
 def test_a_plugin_loaded_in_the_main_process_brings_its_module_code_for_every_worker() -> None:
     """Loading chroma_app_health's plugin (as ansible's main process does before forking a task's worker) loads
     library/chroma_app_health.py and chroma_run's with their module_utils; a worker then imports nothing more."""
-    answer = _fresh_python(LOAD_PLUGIN_THEN_RUN)
+    answer = fresh_python(LOAD_PLUGIN_THEN_RUN)
     assert {"chroma_run", "chroma_app_health"} <= set(answer["loaded"]), answer
     assert answer["new"] == [] and answer["same"] == [True, True], answer

@@ -8,14 +8,14 @@ against an expression), and a template that does not compile fails the same way 
 """
 from __future__ import annotations
 
-import json
 import marshal
 import os
 import subprocess
 import sys
 import types
 from pathlib import Path
-from typing import Any, Optional
+
+from module_play import fresh_python
 
 REPO = Path(__file__).resolve().parents[2]
 CONTROLLER = REPO / "plugins" / "controller"
@@ -58,19 +58,12 @@ print(json.dumps({"installed": installed, "out": out, "stats": jinja_code_cache.
 """
 
 
-def _fresh_python(script: str, *args: str, env: Optional[dict[str, str]] = None) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-c", script, *args], env=dict(os.environ, **(env or {})),
-                          capture_output=True, text=True, timeout=120, cwd=str(REPO))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.splitlines()[-1])
-
-
 def test_renderings_with_the_cache_compiling_and_loading_equal_those_without(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    plain = _fresh_python(RENDER, str(CONTROLLER), "none")
-    cold = _fresh_python(RENDER, str(CONTROLLER), str(cache))
+    plain = fresh_python(RENDER, str(CONTROLLER), "none")
+    cold = fresh_python(RENDER, str(CONTROLLER), str(cache))
     kept = sorted(os.listdir(cache))
-    warm = _fresh_python(RENDER, str(CONTROLLER), str(cache))
+    warm = fresh_python(RENDER, str(CONTROLLER), str(cache))
     assert not plain["installed"] and cold["installed"] and warm["installed"]
     assert cold["out"] == plain["out"] and warm["out"] == plain["out"], (plain["out"], cold["out"], warm["out"])
     # the texts whose code differs by more than the text came out different, as without the cache
@@ -87,7 +80,7 @@ def test_the_cache_is_refused_in_a_directory_others_can_write_or_when_turned_off
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o777)
     os.chmod(shared, 0o777)
-    answer = _fresh_python(RENDER, str(CONTROLLER), str(shared))
+    answer = fresh_python(RENDER, str(CONTROLLER), str(shared))
     assert not answer["installed"] and answer["stats"] == {"loaded": 0, "compiled": 0} and os.listdir(shared) == []
     turned_off = """
 import json, sys
@@ -95,7 +88,7 @@ sys.path.insert(0, sys.argv[1])
 import jinja_code_cache
 print(json.dumps({"directory": jinja_code_cache.default_directory(), "installed": jinja_code_cache.install()}))
 """
-    answer = _fresh_python(turned_off, str(CONTROLLER), env={"CHROMA_RUNBOOK_JINJA_CACHE": "off"})
+    answer = fresh_python(turned_off, str(CONTROLLER), env={"CHROMA_RUNBOOK_JINJA_CACHE": "off"})
     assert answer == {"directory": None, "installed": False}
 
 
