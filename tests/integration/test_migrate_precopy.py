@@ -181,6 +181,11 @@ def test_a_repeated_precopy_sends_nothing_and_a_store_records_every_staged_recor
     fill(source.client())
     ck = tmp_path / "ck"
     first = run_migration(options(source, target, ck, precopy=True))
+    # the checkpoint the playbook's progress lines read counts every batch the target acknowledged,
+    # also those acknowledged after the source was read to its end
+    state = json.loads((ck / "pc.checkpoint.json").read_text())
+    assert (state["synced_chunks"], state["synced_batches"]) == (first["precopy"]["added"],
+                                                                 first["precopy"]["batches"]), state
     second = run_migration(options(source, target, ck, precopy=True))
     assert first["precopy"]["added"] == sum(N.values())
     assert (second["precopy"]["added"], second["precopy"]["replaced"]) == (0, 0) and not second["changed"]

@@ -7,6 +7,7 @@ complete cutover, twice. Tests run in file order.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -115,6 +116,14 @@ def test_happy_path_cuts_both_apps_over_and_leaves_the_source_frozen(lab: Lab, f
     # (the import runs in the pre-copy, chroma_precopy: true, or under the freeze without it)
     assert any(("phase import: batch" in m or "phase precopy: batch" in m) and "chunks/s" in m and "ETA" in m
                for m in progress), progress
+    # no task hands chroma_migrate its arguments as one templated dict (ansible warns that is unsafe)
+    assert "Using a template for task args is unsafe" not in first_run.stdout
+    # the pre-copy's last line (read when the job ended) says what it staged, as its report does
+    report = next(r["msg"] for r in first_run.task_results("Report") if r.get("msg", "").startswith("PRE-COPIED"))
+    read, added, replaced = re.search(r"(\d+) records read, (\d+) added and (\d+) replaced", report).groups()
+    assert int(added) > 8000, report
+    assert f"phase precopy done: {read} chunks read, {added} added and {replaced} replaced in staging" in progress[-1], \
+        (report, progress)
 
 
 def test_operators_hear_each_milestone_and_failing_webhooks_only_warn(first_run: PlaybookRun,

@@ -342,6 +342,8 @@ class StagedImport(ImportStrategy):
                            log=m.log.event)
         sync.progress = lambda scan: m._scan_progress(scan, synced=(sync.stats.added + sync.stats.replaced,
                                                                     sync.stats.batches))
+        sync.on_sent = lambda stats: self.state.save(synced_chunks=stats.added + stats.replaced,
+                                                     synced_batches=stats.batches)
         try:
             scan = sync.run(live, opts.rejects_path)
         finally:

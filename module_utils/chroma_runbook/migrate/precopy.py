@@ -355,6 +355,9 @@ class StagingSync:
         self.client, self.sources, self.transformer = client, sources, transformer
         self.staging, self.store, self.opts = staging, store, options
         self.progress, self.log = progress, log or (lambda *a, **k: None)
+        # called after each batch the target acknowledged (under the writers' lock), with the totals so far:
+        # the scan's own progress stops when the source is read, and the writers finish later
+        self.on_sent: Optional[Callable[[SyncStats], None]] = None
         self.stats = SyncStats()
 
     def run(self, live: bool, rejects_path: Optional[str]) -> ScanResult:
@@ -420,6 +423,8 @@ class StagingSync:
             self.stats.added += len(batch) - len(batch.replace)
             self.log("sync_batch", collection=batch.target, batch_index=batch.index, records=len(batch),
                      replaced=len(batch.replace), first_id=batch.ids[0], last_id=batch.ids[-1])
+            if self.on_sent is not None:
+                self.on_sent(self.stats)
 
         try:
             write_all(iter(feed), AckTracker(), self.opts.writers, send, acknowledged, lambda _b: None)
