@@ -116,6 +116,11 @@ def test_happy_path_cuts_both_apps_over_and_leaves_the_source_frozen(lab: Lab, f
     # (the import runs in the pre-copy, chroma_precopy: true, or under the freeze without it)
     assert any(("phase import: batch" in m or "phase precopy: batch" in m) and "chunks/s" in m and "ETA" in m
                for m in progress), progress
+    # the migrate step's report says what ran under the freeze, in words (no Python dict, no 0.0 chunks/s)
+    migrated = next(r["msg"] for r in first_run.task_results("Report") if r.get("msg", "").startswith("MIGRATED"))
+    assert re.search(r"\(pre-copied while live; under the freeze the delta read \d+ from the run's snapshot: "
+                     r"\d+ added, \d+ replaced, \d+ deleted in [\d.]+ s\)", migrated), migrated
+    assert "{" not in migrated and "chunks/s" not in migrated and "sergio_corpus " in migrated, migrated
     # no task hands chroma_migrate its arguments as one templated dict (ansible warns that is unsafe)
     assert "Using a template for task args is unsafe" not in first_run.stdout
     # the pre-copy's last line (read when the job ended) says what it staged, as its report does

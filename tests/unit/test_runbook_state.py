@@ -141,8 +141,13 @@ def test_summary_says_what_ran_before_and_under_the_freeze() -> None:
     state["steps"]["precopy"] = {"outcome": "ok", "result": {"read": 100, "added": 98, "replaced": 0, "duration_s": 4.0}}
     state["steps"]["migrate"] = {"outcome": "ok", "result": {"verified_records": 12, "delta": {
         "read": 101, "added": 3, "replaced": 2, "deleted": 1, "duration_s": 0.5}}}
+    state["steps"]["prevalidate"] = {"outcome": "ok", "started_at": "2026-01-01T00:00:01.000Z",
+                                     "ended_at": "2026-01-01T00:00:02.000Z", "duration_s": 1.0}
     lines = render_lines(summarize(state))
     assert "  before the freeze (live): pre-copy read 100, staged 98 in 4.0 s" in lines
+    # the steps' outcomes line up in one column, whatever the longest step's name
+    columns = {line.index(" ok ") for line in lines if line.endswith(" s") and " ok " in line}
+    assert len(columns) == 1, lines
     assert any(line.startswith("  under the freeze: delta read 101, added 3, replaced 2, deleted 1") for line in lines)
     assert summarize(_state())["precopy"] is None
     state["steps"]["migrate"]["result"]["source_read_from"] = "snapshot snap-x (/runs/r/snapshot)"

@@ -160,9 +160,10 @@ def render_lines(summary: Mapping[str, Any]) -> list[str]:
     """The summary as lines for the play's output."""
     lines = [f"run {summary['run_id']}: {summary['status']}" + (
         f" ({summary['status_reason']})" if summary.get("status_reason") else "")]
+    width = max([10] + [len(str(row["step"])) for row in summary["steps"]])  # "prevalidate" is 11
     for row in summary["steps"]:
         took = "-" if row["duration_s"] is None else f"{row['duration_s']:.1f} s"
-        lines.append(f"  {row['step']:<10} {str(row['outcome']):<8} {took}")
+        lines.append(f"  {row['step']:<{width}} {str(row['outcome']):<8} {took}")
     limits = summary.get("limits", {})
     for name, value in summary["figures"].items():
         if value is None:
