@@ -123,6 +123,8 @@ def test_happy_path_cuts_both_apps_over_and_leaves_the_source_frozen(lab: Lab, f
     assert "{" not in migrated and "chunks/s" not in migrated and "sergio_corpus " in migrated, migrated
     # no task hands chroma_migrate its arguments as one templated dict (ansible warns that is unsafe)
     assert "Using a template for task args is unsafe" not in first_run.stdout
+    # before the job has listed the source, the line says so (not "0 collections, 0 chunks read")
+    assert not any("(0 collections, 0 chunks read)" in m for m in progress), progress
     # the pre-copy's last line (read when the job ended) says what it staged, as its report does
     report = next(r["msg"] for r in first_run.task_results("Report") if r.get("msg", "").startswith("PRE-COPIED"))
     read, added, replaced = re.search(r"(\d+) records read, (\d+) added and (\d+) replaced", report).groups()
