@@ -24,7 +24,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
 import ansible_runner
@@ -74,6 +74,14 @@ def tagged_processes(tag: str) -> list[psutil.Process]:
     return found
 
 
+def command_line(proc: psutil.Process) -> Optional[str]:
+    """The process's command line, or None once it has ended (ansible's forked workers come and go)."""
+    try:
+        return " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return None
+
+
 def is_module_process(cmdline: str) -> bool:
     """The migration module itself (or the async wrapper running it), not ansible-playbook."""
     return "AnsiballZ_chroma_migrate" in cmdline or ("async_wrapper" in cmdline and "chroma_migrate" in cmdline)
@@ -93,13 +101,14 @@ def kill_mid_import(tag: str, target: str, expect_total: int, timeout: float, lo
         if seen >= high:
             return {"killed": False, "reason": f"import passed {high} records before it could be killed", "target_total": seen}
         if seen >= 1:
-            victims = tagged_processes(tag)
-            if any(is_module_process(" ".join(p.cmdline())) for p in victims):
+            lines = {p: command_line(p) for p in tagged_processes(tag)}
+            victims = [p for p, line in lines.items() if line is not None]
+            if any(is_module_process(line) for line in lines.values() if line is not None):
                 break
         time.sleep(0.05)
     else:
         return {"killed": False, "reason": f"no import seen within {timeout}s", "target_total": seen}
-    described = [{"pid": p.pid, "cmdline": " ".join(p.cmdline())[:300]} for p in victims]
+    described = [{"pid": p.pid, "cmdline": (lines[p] or "")[:300]} for p in victims]
     (log_dir / "kill_victims.json").write_text(json.dumps(described, indent=1), encoding="utf-8")
     for proc in victims:
         try:
