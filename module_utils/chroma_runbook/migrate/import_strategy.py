@@ -340,8 +340,7 @@ class StagedImport(ImportStrategy):
                            SyncOptions(opts.batch_size, opts.max_body_bytes, opts.page_size, opts.verify_sample,
                                        opts.writers, opts.max_retries, opts.retry_delay),
                            log=m.log.event)
-        sync.progress = lambda scan: m._scan_progress(scan, synced=(sync.stats.added + sync.stats.replaced,
-                                                                    sync.stats.batches))
+        sync.progress = m._scan_progress  # what was read; what was sent is counted as the target acknowledges it
         sync.on_sent = lambda stats: self.state.save(synced_chunks=stats.added + stats.replaced,
                                                      synced_batches=stats.batches)
         try:

@@ -270,14 +270,13 @@ class Migration:
                        rejects_by_issue=scan.by_issue,
                        total_batches=sum(t["batches"] for t in scan.targets.values()))
 
-    def _scan_progress(self, scan: ScanResult, synced: Optional[tuple[int, int]] = None) -> None:
+    def _scan_progress(self, scan: ScanResult) -> None:
         if self._import_errors:  # the import running alongside stopped for good: stop reading too
             raise self._import_errors[0]
         now = time.monotonic()
         if self.state is not None and now - self._last_progress >= 2.0:
             self._last_progress = now
-            extra = {} if synced is None else {"synced_chunks": synced[0], "synced_batches": synced[1]}
-            self.state.save(exported_chunks=scan.total, rejected_so_far=scan.rejected, **extra)
+            self.state.save(exported_chunks=scan.total, rejected_so_far=scan.rejected)
         if self.progress is not None:
             self.progress({"phase": Phase.EXPORT, "read": scan.total, "valid": scan.valid, "rejected": scan.rejected})
 

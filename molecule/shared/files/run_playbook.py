@@ -92,7 +92,7 @@ def kill_mid_import(tag: str, target: str, expect_total: int, timeout: float, lo
     deadline = time.monotonic() + timeout
     high = max(2, int(expect_total * 0.6))
     seen = 0
-    victims: list[psutil.Process] = []
+    victims: dict[psutil.Process, str] = {}
     while time.monotonic() < deadline:
         try:
             seen = target_total(target)
@@ -101,21 +101,20 @@ def kill_mid_import(tag: str, target: str, expect_total: int, timeout: float, lo
         if seen >= high:
             return {"killed": False, "reason": f"import passed {high} records before it could be killed", "target_total": seen}
         if seen >= 1:
-            lines = {p: command_line(p) for p in tagged_processes(tag)}
-            victims = [p for p, line in lines.items() if line is not None]
-            if any(is_module_process(line) for line in lines.values() if line is not None):
+            victims = {p: line for p in tagged_processes(tag) if (line := command_line(p)) is not None}
+            if any(is_module_process(line) for line in victims.values()):
                 break
         time.sleep(0.05)
     else:
         return {"killed": False, "reason": f"no import seen within {timeout}s", "target_total": seen}
-    described = [{"pid": p.pid, "cmdline": (lines[p] or "")[:300]} for p in victims]
+    described = [{"pid": p.pid, "cmdline": line[:300]} for p, line in victims.items()]
     (log_dir / "kill_victims.json").write_text(json.dumps(described, indent=1), encoding="utf-8")
     for proc in victims:
         try:
             proc.send_signal(signal.SIGKILL)
         except psutil.NoSuchProcess:
             continue
-    psutil.wait_procs(victims, timeout=10)
+    psutil.wait_procs(list(victims), timeout=10)
     survivors = [p.pid for p in tagged_processes(tag)]
     return {"killed": True, "target_total": seen, "processes": described, "survivors": survivors,
             "module_killed": any(is_module_process(d["cmdline"]) for d in described)}
